@@ -313,3 +313,6 @@ pub fn backward_update<T: Scalar>(
 ) -> Result<(), Error> {
     KernelSet::active().backward_update(w, alpha, a_prev, delta, d_prev, delta_prev)
 }
+
+#[cfg(test)]
+mod tests;

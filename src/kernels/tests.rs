@@ -1,0 +1,1 @@
+//! Accuracy of the vectorised elementary functions and activations, on every SIMD level.
