@@ -84,98 +84,280 @@ pub(crate) unsafe fn affine<T: Scalar, V: Vector<T>>(
     // columns < l, chunks from `chunks` never pass l.
     unsafe {
         if l <= 2 * V::LANES {
-            let full = l / V::LANES; // vectors loaded whole; the rest (if any) is partial
-            let rest = l - full * V::LANES;
-            let load_row = |r: usize, j: usize| -> V {
-                let p = w.add(r * rs + j * V::LANES);
-                if j < full {
-                    V::load(p)
-                } else {
-                    V::load_partial(p, rest)
-                }
-            };
-            let nv = full + usize::from(rest > 0);
+            // Lanes in the first and second vector of a row (k1 = 0: one vector).
+            let k0 = l.min(V::LANES);
+            let k1 = l - k0;
             let zero = splat::<T, V>(0.0);
-            let mut acc = [[zero; 2]; 4];
+            let (mut lo, mut hi) = ([zero; 4], [zero; 4]);
+            macro_rules! row {
+                ($s:expr, $r:expr) => {{
+                    let p = w.add($r * rs);
+                    let ar = V::splat(*a_prev.add($r));
+                    lo[$s] = ar.mul_add(V::load_partial(p, k0), lo[$s]);
+                    if k1 > 0 {
+                        hi[$s] = ar.mul_add(V::load_partial(p.add(V::LANES), k1), hi[$s]);
+                    }
+                }};
+            }
             let mut r = 0;
             while r + 4 <= h {
-                for (s, row_acc) in acc.iter_mut().enumerate() {
-                    let ar = V::splat(*a_prev.add(r + s));
-                    for (j, a) in row_acc.iter_mut().enumerate().take(nv) {
-                        *a = ar.mul_add(load_row(r + s, j), *a);
-                    }
-                }
+                row!(0, r);
+                row!(1, r + 1);
+                row!(2, r + 2);
+                row!(3, r + 3);
                 r += 4;
             }
-            for (s, row_acc) in acc.iter_mut().enumerate().take(h - r) {
-                let ar = V::splat(*a_prev.add(r + s));
-                for (j, a) in row_acc.iter_mut().enumerate().take(nv) {
-                    *a = ar.mul_add(load_row(r + s, j), *a);
-                }
+            if r < h {
+                row!(0, r);
             }
-            for j in 0..nv {
-                let sum = acc[0][j].add(acc[1][j]).add(acc[2][j].add(acc[3][j]));
-                let part = if j < full { None } else { Some(rest) };
-                let bj: V = ld(b.add(j * V::LANES), part);
-                st(bj.add(sum), n.add(j * V::LANES), part);
+            if r + 1 < h {
+                row!(1, r + 1);
+            }
+            if r + 2 < h {
+                row!(2, r + 2);
+            }
+            let sum_lo = lo[0].add(lo[1]).add(lo[2].add(lo[3]));
+            V::load_partial(b, k0).add(sum_lo).store_partial(n, k0);
+            if k1 > 0 {
+                let sum_hi = hi[0].add(hi[1]).add(hi[2].add(hi[3]));
+                let (b1, n1) = (b.add(V::LANES), n.add(V::LANES));
+                V::load_partial(b1, k1).add(sum_hi).store_partial(n1, k1);
             }
             return;
         }
 
-        chunks::<T, V>(l, |c, part| st(ld::<T, V>(b.add(c), part), n.add(c), part));
+        let zero = splat::<T, V>(0.0);
+        let full = l - l % V::LANES;
+        let rest = l - full;
+        let mut c = 0;
+        while c < full {
+            V::load(b.add(c)).store(n.add(c));
+            c += V::LANES;
+        }
+        if rest > 0 {
+            V::load_partial(b.add(c), rest).store_partial(n.add(c), rest);
+        }
         let mut r = 0;
         while r + AFFINE_ROWS <= h {
-            let ar: [V; AFFINE_ROWS] = std::array::from_fn(|k| V::splat(*a_prev.add(r + k)));
-            let rows: [*const T; AFFINE_ROWS] = std::array::from_fn(|k| w.add((r + k) * rs));
-            chunks::<T, V>(l, |c, part| {
-                let mut acc: V = ld(n.add(c), part);
+            let mut ar = [zero; AFFINE_ROWS];
+            let mut rows = [w; AFFINE_ROWS];
+            for k in 0..AFFINE_ROWS {
+                ar[k] = V::splat(*a_prev.add(r + k));
+                rows[k] = w.add((r + k) * rs);
+            }
+            let mut c = 0;
+            while c < full {
+                let mut acc = V::load(n.add(c));
                 for k in 0..AFFINE_ROWS {
-                    acc = ar[k].mul_add(ld(rows[k].add(c), part), acc);
+                    acc = ar[k].mul_add(V::load(rows[k].add(c)), acc);
                 }
-                st(acc, n.add(c), part);
-            });
+                acc.store(n.add(c));
+                c += V::LANES;
+            }
+            if rest > 0 {
+                let mut acc = V::load_partial(n.add(c), rest);
+                for k in 0..AFFINE_ROWS {
+                    acc = ar[k].mul_add(V::load_partial(rows[k].add(c), rest), acc);
+                }
+                acc.store_partial(n.add(c), rest);
+            }
             r += AFFINE_ROWS;
         }
         while r < h {
             let ar = V::splat(*a_prev.add(r));
             let row = w.add(r * rs);
-            chunks::<T, V>(l, |c, part| {
-                let acc: V = ld(n.add(c), part);
-                st(ar.mul_add(ld(row.add(c), part), acc), n.add(c), part);
-            });
+            let mut c = 0;
+            while c < full {
+                ar.mul_add(V::load(row.add(c)), V::load(n.add(c)))
+                    .store(n.add(c));
+                c += V::LANES;
+            }
+            if rest > 0 {
+                let acc = V::load_partial(n.add(c), rest);
+                ar.mul_add(V::load_partial(row.add(c), rest), acc)
+                    .store_partial(n.add(c), rest);
+            }
             r += 1;
         }
     }
 }
 
-/// One row's dot product with δ, in the fixed order of `DOT_ACCS` accumulators, and with
-/// `update = Some(s)` also the row's update W_r ← W_r − s·δ from the same loads.
+/// One row's dot product with δ, in the fixed order of `DOT_ACCS` accumulators (vector j
+/// of the row, the last one possibly partial, feeds accumulator j mod 4), and with
+/// `UPDATE` also the row's update W_r ← W_r − s·δ from the same loads.
 ///
 /// # Safety
 /// `row` and `delta` are valid for `l` elements (`row` writable when updating); the CPU
 /// supports `V`'s level.
 #[inline(always)]
-unsafe fn row_dot<T: Scalar, V: Vector<T>>(
+unsafe fn row_dot<T: Scalar, V: Vector<T>, const UPDATE: bool>(
     row: *mut T,
     delta: *const T,
     l: usize,
-    update: Option<V>,
-) -> T {
-    // SAFETY: chunks stay below l; see the function's contract.
+    s: V,
+) -> V {
+    // SAFETY: every vector read or written lies below l; see the function's contract.
     unsafe {
         let zero = splat::<T, V>(0.0);
-        let mut acc = [zero; DOT_ACCS];
+        let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
+        macro_rules! step {
+            ($acc:ident, $c:expr) => {{
+                let c = $c;
+                let wv = V::load(row.add(c));
+                let dv = V::load(delta.add(c));
+                $acc = wv.mul_add(dv, $acc);
+                if UPDATE {
+                    s.neg_mul_add(dv, wv).store(row.add(c));
+                }
+            }};
+        }
+        let full = l / V::LANES;
         let mut j = 0;
-        chunks::<T, V>(l, |c, part| {
-            let wv: V = ld(row.add(c), part);
-            let dv: V = ld(delta.add(c), part);
-            acc[j % DOT_ACCS] = wv.mul_add(dv, acc[j % DOT_ACCS]);
-            if let Some(s) = update {
-                st(s.neg_mul_add(dv, wv), row.add(c), part);
-            }
+        // Written out per accumulator so that all four stay in registers.
+        while j + DOT_ACCS <= full {
+            step!(a0, j * V::LANES);
+            step!(a1, (j + 1) * V::LANES);
+            step!(a2, (j + 2) * V::LANES);
+            step!(a3, (j + 3) * V::LANES);
+            j += DOT_ACCS;
+        }
+        if j < full {
+            step!(a0, j * V::LANES);
             j += 1;
-        });
-        acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum()
+        }
+        if j < full {
+            step!(a1, j * V::LANES);
+            j += 1;
+        }
+        if j < full {
+            step!(a2, j * V::LANES);
+        }
+        let rest = l - full * V::LANES;
+        if rest > 0 {
+            let c = full * V::LANES;
+            let wv = V::load_partial(row.add(c), rest);
+            let dv = V::load_partial(delta.add(c), rest);
+            // By value, not through a reference, so the accumulators stay in registers.
+            match full % DOT_ACCS {
+                0 => a0 = wv.mul_add(dv, a0),
+                1 => a1 = wv.mul_add(dv, a1),
+                2 => a2 = wv.mul_add(dv, a2),
+                _ => a3 = wv.mul_add(dv, a3),
+            }
+            if UPDATE {
+                s.neg_mul_add(dv, wv).store_partial(row.add(c), rest);
+            }
+        }
+        a0.add(a1).add(a2.add(a3))
+    }
+}
+
+/// δ̂_r = d_r · (row r of W · δ) for all rows, four rows per horizontal reduction (rows past
+/// h padded with zero vectors, so every row is summed the same way). With `UPDATE`, each
+/// row also gets W_r ← W_r − (α â_r)·δ from the same loads.
+///
+/// # Safety
+/// The module's pointer contract.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward_rows<T: Scalar, V: Vector<T>, const UPDATE: bool>(
+    w: *mut T,
+    h: usize,
+    l: usize,
+    rs: usize,
+    alpha: T,
+    a_prev: *const T,
+    delta: *const T,
+    d_prev: *const T,
+    delta_prev: *mut T,
+) {
+    // SAFETY: rows r < h only; see the contract.
+    unsafe {
+        let zero = splat::<T, V>(0.0);
+        if l <= 2 * V::LANES {
+            // Narrow layers (an output layer of 10): a row is one or two vectors, δ stays in
+            // registers, and the row's dot product is one or two multiplies, added as the
+            // general loop below would add its first two accumulators.
+            let k0 = l.min(V::LANES);
+            let k1 = l - k0;
+            let dv0 = V::load_partial(delta, k0);
+            let dv1 = V::load_partial(delta.add(k0), k1);
+            macro_rules! narrow_row {
+                ($r:expr) => {{
+                    let r = $r;
+                    let p = w.add(r * rs);
+                    let wv0 = V::load_partial(p, k0);
+                    let mut dot = wv0.mul_add(dv0, zero);
+                    if UPDATE {
+                        let s = V::splat(alpha * *a_prev.add(r));
+                        s.neg_mul_add(dv0, wv0).store_partial(p, k0);
+                    }
+                    if k1 > 0 {
+                        let wv1 = V::load_partial(p.add(k0), k1);
+                        dot = dot.add(wv1.mul_add(dv1, zero));
+                        if UPDATE {
+                            let s = V::splat(alpha * *a_prev.add(r));
+                            s.neg_mul_add(dv1, wv1).store_partial(p.add(k0), k1);
+                        }
+                    }
+                    dot
+                }};
+            }
+            let mut r = 0;
+            while r + 4 <= h {
+                let v = [
+                    narrow_row!(r),
+                    narrow_row!(r + 1),
+                    narrow_row!(r + 2),
+                    narrow_row!(r + 3),
+                ];
+                let sums = V::reduce4(v);
+                for (i, sum) in sums.into_iter().enumerate() {
+                    *delta_prev.add(r + i) = *d_prev.add(r + i) * sum;
+                }
+                r += 4;
+            }
+            if r < h {
+                let k = h - r;
+                let v1 = if k > 1 { narrow_row!(r + 1) } else { zero };
+                let v2 = if k > 2 { narrow_row!(r + 2) } else { zero };
+                let sums = V::reduce4([narrow_row!(r), v1, v2, zero]);
+                for (i, sum) in sums.into_iter().enumerate().take(k) {
+                    *delta_prev.add(r + i) = *d_prev.add(r + i) * sum;
+                }
+            }
+            return;
+        }
+        // A macro, not a closure: closures are compiled without the level's target
+        // features and would turn every vector operation into a call.
+        macro_rules! row {
+            ($r:expr) => {{
+                let r = $r;
+                let s = if UPDATE {
+                    V::splat(alpha * *a_prev.add(r))
+                } else {
+                    zero
+                };
+                row_dot::<T, V, UPDATE>(w.add(r * rs), delta, l, s)
+            }};
+        }
+        let mut r = 0;
+        while r + 4 <= h {
+            let sums = V::reduce4([row!(r), row!(r + 1), row!(r + 2), row!(r + 3)]);
+            for (i, sum) in sums.into_iter().enumerate() {
+                *delta_prev.add(r + i) = *d_prev.add(r + i) * sum;
+            }
+            r += 4;
+        }
+        if r < h {
+            let k = h - r;
+            let v1 = if k > 1 { row!(r + 1) } else { zero };
+            let v2 = if k > 2 { row!(r + 2) } else { zero };
+            let sums = V::reduce4([row!(r), v1, v2, zero]);
+            for (i, sum) in sums.into_iter().enumerate().take(k) {
+                *delta_prev.add(r + i) = *d_prev.add(r + i) * sum;
+            }
+        }
     }
 }
 
@@ -193,12 +375,21 @@ pub(crate) unsafe fn backward<T: Scalar, V: Vector<T>>(
     d_prev: *const T,
     delta_prev: *mut T,
 ) {
-    for r in 0..h {
-        // SAFETY: row r < h of the view; the row is only read (`update` is None).
-        unsafe {
-            let dot = row_dot::<T, V>(w.add(r * rs).cast_mut(), delta, l, None);
-            *delta_prev.add(r) = *d_prev.add(r) * dot;
-        }
+    // SAFETY: forwarded; without UPDATE, `backward_rows` only reads W and never touches
+    // `a_prev` (null here).
+    unsafe {
+        let a_prev = std::ptr::null();
+        backward_rows::<T, V, false>(
+            w.cast_mut(),
+            h,
+            l,
+            rs,
+            T::ZERO,
+            a_prev,
+            delta,
+            d_prev,
+            delta_prev,
+        )
     }
 }
 
@@ -216,16 +407,46 @@ pub(crate) unsafe fn rank1_update<T: Scalar, V: Vector<T>>(
     a_prev: *const T,
     delta: *const T,
 ) {
+    if l <= 2 * V::LANES {
+        // Narrow layers: δ stays in registers (the compiler cannot hoist its loads past the
+        // stores to W, which it must assume may alias).
+        // SAFETY: row r < h of the view, l = k0 + k1 elements each.
+        unsafe {
+            let k0 = l.min(V::LANES);
+            let k1 = l - k0;
+            let dv0 = V::load_partial(delta, k0);
+            let dv1 = V::load_partial(delta.add(k0), k1);
+            for r in 0..h {
+                let s = V::splat(alpha * *a_prev.add(r));
+                let row = w.add(r * rs);
+                s.neg_mul_add(dv0, V::load_partial(row, k0))
+                    .store_partial(row, k0);
+                if k1 > 0 {
+                    let row1 = row.add(k0);
+                    s.neg_mul_add(dv1, V::load_partial(row1, k1))
+                        .store_partial(row1, k1);
+                }
+            }
+        }
+        return;
+    }
     for r in 0..h {
         // SAFETY: row r < h of the view, chunks below l.
         unsafe {
             let s = V::splat(alpha * *a_prev.add(r));
             let row = w.add(r * rs);
-            chunks::<T, V>(l, |c, part| {
-                let wv: V = ld(row.add(c), part);
-                let dv: V = ld(delta.add(c), part);
-                st(s.neg_mul_add(dv, wv), row.add(c), part);
-            });
+            let mut c = 0;
+            while c + V::LANES <= l {
+                let wv = V::load(row.add(c));
+                s.neg_mul_add(V::load(delta.add(c)), wv).store(row.add(c));
+                c += V::LANES;
+            }
+            if c < l {
+                let k = l - c;
+                let wv = V::load_partial(row.add(c), k);
+                s.neg_mul_add(V::load_partial(delta.add(c), k), wv)
+                    .store_partial(row.add(c), k);
+            }
         }
     }
 }
@@ -249,14 +470,8 @@ pub(crate) unsafe fn backward_update<T: Scalar, V: Vector<T>>(
     d_prev: *const T,
     delta_prev: *mut T,
 ) {
-    for r in 0..h {
-        // SAFETY: row r < h of the view.
-        unsafe {
-            let s = V::splat(alpha * *a_prev.add(r));
-            let dot = row_dot::<T, V>(w.add(r * rs), delta, l, Some(s));
-            *delta_prev.add(r) = *d_prev.add(r) * dot;
-        }
-    }
+    // SAFETY: forwarded.
+    unsafe { backward_rows::<T, V, true>(w, h, l, rs, alpha, a_prev, delta, d_prev, delta_prev) }
 }
 
 /// Runs `f` over `n` a vector at a time, writing a and d; NaN lanes of n come out NaN in
@@ -269,16 +484,20 @@ unsafe fn map<T: Scalar, V: Vector<T>>(
     len: usize,
     f: impl Fn(V) -> (V, V),
 ) {
-    chunks::<T, V>(len, |c, part| {
-        // SAFETY: chunks stay below len, the length of all three buffers.
-        unsafe {
-            let x: V = ld(n.add(c), part);
-            let (av, dv) = f(x);
-            let nan = x.is_nan();
-            st(V::select(nan, x, av), a.add(c), part);
-            st(V::select(nan, x, dv), d.add(c), part);
-        }
-    });
+    chunks::<T, V>(
+        len,
+        #[inline(always)]
+        |c, part| {
+            // SAFETY: chunks stay below len, the length of all three buffers.
+            unsafe {
+                let x: V = ld(n.add(c), part);
+                let (av, dv) = f(x);
+                let nan = x.is_nan();
+                st(V::select(nan, x, av), a.add(c), part);
+                st(V::select(nan, x, dv), d.add(c), part);
+            }
+        },
+    );
 }
 
 /// a = σ(n), d = σ'(n) for an element-wise activation (the caller has rejected Softmax).
@@ -299,27 +518,69 @@ pub(crate) unsafe fn activate<T: Scalar, V: Vector<T>>(
         let zero = splat::<T, V>(0.0);
         let one = splat::<T, V>(1.0);
         match act {
-            Activation::Identity => map::<T, V>(n, a, d, len, |x| (x, one)),
-            Activation::Sigmoid => map::<T, V>(n, a, d, len, |x| {
-                let (s, s_neg, _) = sigmoid_pair::<T, V>(x);
-                (s, s.mul(s_neg))
-            }),
-            Activation::Tanh => map::<T, V>(n, a, d, len, |x| tanh_pair::<T, V>(x)),
-            Activation::Relu => map::<T, V>(n, a, d, len, |x| {
-                let pos = zero.lt(x);
-                (V::select(pos, x, zero), V::select(pos, one, zero))
-            }),
+            Activation::Identity => map::<T, V>(
+                n,
+                a,
+                d,
+                len,
+                #[inline(always)]
+                |x| (x, one),
+            ),
+            Activation::Sigmoid => map::<T, V>(
+                n,
+                a,
+                d,
+                len,
+                #[inline(always)]
+                |x| {
+                    let (s, s_neg, _) = sigmoid_pair::<T, V>(x);
+                    (s, s.mul(s_neg))
+                },
+            ),
+            Activation::Tanh => map::<T, V>(
+                n,
+                a,
+                d,
+                len,
+                #[inline(always)]
+                |x| tanh_pair::<T, V>(x),
+            ),
+            Activation::Relu => map::<T, V>(
+                n,
+                a,
+                d,
+                len,
+                #[inline(always)]
+                |x| {
+                    let pos = zero.lt(x);
+                    (V::select(pos, x, zero), V::select(pos, one, zero))
+                },
+            ),
             Activation::LeakyRelu => {
                 let slope = splat::<T, V>(LEAKY_RELU_SLOPE);
-                map::<T, V>(n, a, d, len, |x| {
-                    let pos = zero.lt(x);
-                    (V::select(pos, x, slope.mul(x)), V::select(pos, one, slope))
-                })
+                map::<T, V>(
+                    n,
+                    a,
+                    d,
+                    len,
+                    #[inline(always)]
+                    |x| {
+                        let pos = zero.lt(x);
+                        (V::select(pos, x, slope.mul(x)), V::select(pos, one, slope))
+                    },
+                )
             }
-            Activation::Softplus => map::<T, V>(n, a, d, len, |x| {
-                let (s, _, e) = sigmoid_pair::<T, V>(x);
-                (x.max(zero).add(log1p_unit::<T, V>(e)), s)
-            }),
+            Activation::Softplus => map::<T, V>(
+                n,
+                a,
+                d,
+                len,
+                #[inline(always)]
+                |x| {
+                    let (s, _, e) = sigmoid_pair::<T, V>(x);
+                    (x.max(zero).add(log1p_unit::<T, V>(e)), s)
+                },
+            ),
             Activation::Gelu => {
                 let c2 = splat::<T, V>(2.0 * GELU_C);
                 let k = splat::<T, V>(GELU_K);
@@ -328,14 +589,21 @@ pub(crate) unsafe fn activate<T: Scalar, V: Vector<T>>(
                 // the derivative's tail is 0; clamping n there keeps n² from overflowing into
                 // 0 · ∞.
                 let big = splat::<T, V>(40.0);
-                map::<T, V>(n, a, d, len, |x| {
-                    let x2 = x.mul(x);
-                    let u2 = c2.mul(x).mul(k.mul_add(x2, one));
-                    let (s, s_neg, _) = sigmoid_pair::<T, V>(u2);
-                    let xc = x.max(zero.sub(big)).min(big);
-                    let slope = c2.mul(xc).mul(k3.mul(xc).mul_add(xc, one));
-                    (x.mul(s), slope.mul(s.mul(s_neg)).add(s))
-                })
+                map::<T, V>(
+                    n,
+                    a,
+                    d,
+                    len,
+                    #[inline(always)]
+                    |x| {
+                        let x2 = x.mul(x);
+                        let u2 = c2.mul(x).mul(k.mul_add(x2, one));
+                        let (s, s_neg, _) = sigmoid_pair::<T, V>(u2);
+                        let xc = x.max(zero.sub(big)).min(big);
+                        let slope = c2.mul(xc).mul(k3.mul(xc).mul_add(xc, one));
+                        (x.mul(s), slope.mul(s.mul(s_neg)).add(s))
+                    },
+                )
             }
             Activation::Softmax => unreachable!("rejected by the caller"),
         }
@@ -365,16 +633,20 @@ pub(crate) unsafe fn math<T: Scalar, V: Vector<T>>(
     out: *mut T,
     len: usize,
 ) {
-    chunks::<T, V>(len, |c, part| {
-        // SAFETY: chunks stay below len.
-        unsafe {
-            let v: V = ld(x.add(c), part);
-            let y = match f {
-                MathFn::Exp => exp::<T, V>(v),
-                MathFn::Log1p => log1p_unit::<T, V>(v),
-                MathFn::Tanh => tanh_pair::<T, V>(v).0,
-            };
-            st(V::select(v.is_nan(), v, y), out.add(c), part);
-        }
-    });
+    chunks::<T, V>(
+        len,
+        #[inline(always)]
+        |c, part| {
+            // SAFETY: chunks stay below len.
+            unsafe {
+                let v: V = ld(x.add(c), part);
+                let y = match f {
+                    MathFn::Exp => exp::<T, V>(v),
+                    MathFn::Log1p => log1p_unit::<T, V>(v),
+                    MathFn::Tanh => tanh_pair::<T, V>(v).0,
+                };
+                st(V::select(v.is_nan(), v, y), out.add(c), part);
+            }
+        },
+    );
 }

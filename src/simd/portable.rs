@@ -25,7 +25,7 @@ unsafe impl Vector<f32> for f32x8 {
     #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize) -> Self {
         let mut buf = [0.0f32; 8];
-        // SAFETY: the caller guarantees `p..p + n` is readable and n < 8 fits `buf`.
+        // SAFETY: the caller guarantees `p..p + n` is readable and n ≤ 8 fits `buf`.
         unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n) };
         f32x8::new(buf)
     }
@@ -37,7 +37,7 @@ unsafe impl Vector<f32> for f32x8 {
     #[inline(always)]
     unsafe fn store_partial(self, p: *mut f32, n: usize) {
         let buf = self.to_array();
-        // SAFETY: the caller guarantees `p..p + n` is writable, and n < 8.
+        // SAFETY: the caller guarantees `p..p + n` is writable, and n ≤ 8.
         unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n) };
     }
     #[inline(always)]
@@ -94,6 +94,10 @@ unsafe impl Vector<f32> for f32x8 {
         ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
     }
     #[inline(always)]
+    fn reduce4(v: [Self; 4]) -> [f32; 4] {
+        v.map(|x| x.reduce_sum())
+    }
+    #[inline(always)]
     fn pow2i(self) -> Self {
         // 1.5 · 2²³ + 127: adding it leaves k + 127 in the low mantissa bits; shifting those
         // into the exponent field gives 2^k.
@@ -119,7 +123,7 @@ unsafe impl Vector<f64> for f64x4 {
     #[inline(always)]
     unsafe fn load_partial(p: *const f64, n: usize) -> Self {
         let mut buf = [0.0f64; 4];
-        // SAFETY: the caller guarantees `p..p + n` is readable and n < 4 fits `buf`.
+        // SAFETY: the caller guarantees `p..p + n` is readable and n ≤ 4 fits `buf`.
         unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n) };
         f64x4::new(buf)
     }
@@ -131,7 +135,7 @@ unsafe impl Vector<f64> for f64x4 {
     #[inline(always)]
     unsafe fn store_partial(self, p: *mut f64, n: usize) {
         let buf = self.to_array();
-        // SAFETY: the caller guarantees `p..p + n` is writable, and n < 4.
+        // SAFETY: the caller guarantees `p..p + n` is writable, and n ≤ 4.
         unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n) };
     }
     #[inline(always)]
@@ -186,6 +190,10 @@ unsafe impl Vector<f64> for f64x4 {
     fn reduce_sum(self) -> f64 {
         let v = self.to_array();
         (v[0] + v[2]) + (v[1] + v[3])
+    }
+    #[inline(always)]
+    fn reduce4(v: [Self; 4]) -> [f64; 4] {
+        v.map(|x| x.reduce_sum())
     }
     #[inline(always)]
     fn pow2i(self) -> Self {

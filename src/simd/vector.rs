@@ -25,7 +25,7 @@ pub(crate) unsafe trait Vector<T: Scalar>: Copy {
     /// # Safety
     /// The CPU supports the level and `p..p + LANES` is readable.
     unsafe fn load(p: *const T) -> Self;
-    /// `n < LANES` elements from `p`, the other lanes 0; reads nothing past `p + n`.
+    /// `n ≤ LANES` elements from `p`, the other lanes 0; reads nothing past `p + n`.
     ///
     /// # Safety
     /// The CPU supports the level and `p..p + n` is readable.
@@ -35,7 +35,7 @@ pub(crate) unsafe trait Vector<T: Scalar>: Copy {
     /// # Safety
     /// `p..p + LANES` is writable.
     unsafe fn store(self, p: *mut T);
-    /// Writes the first `n < LANES` lanes to `p`; touches nothing past `p + n`.
+    /// Writes the first `n ≤ LANES` lanes to `p`; touches nothing past `p + n`.
     ///
     /// # Safety
     /// `p..p + n` is writable.
@@ -68,6 +68,9 @@ pub(crate) unsafe trait Vector<T: Scalar>: Copy {
     fn select(m: Self::Mask, a: Self, b: Self) -> Self;
     /// Sum of the lanes, in a fixed order.
     fn reduce_sum(self) -> T;
+    /// The lane sums of four vectors, each in a fixed order (cheaper than four
+    /// `reduce_sum`s: the shuffles are shared).
+    fn reduce4(v: [Self; 4]) -> [T; 4];
     /// 2^k for lanes holding integers k in the normal exponent range
     /// (−126..=127 for f32, −1022..=1023 for f64), built from the exponent bits.
     fn pow2i(self) -> Self;

@@ -78,7 +78,7 @@ macro_rules! lanewise {
 /// Lanes `i < n` set, as an integer mask for `vmaskmov`.
 #[inline(always)]
 unsafe fn avx2_mask32(n: usize) -> __m256i {
-    // SAFETY: the caller has AVX2; `n < 8` so the cast is exact.
+    // SAFETY: the caller has AVX2; `n ≤ 8` so the cast is exact.
     unsafe {
         _mm256_cmpgt_epi32(
             _mm256_set1_epi32(n as i32),
@@ -89,7 +89,7 @@ unsafe fn avx2_mask32(n: usize) -> __m256i {
 
 #[inline(always)]
 unsafe fn avx2_mask64(n: usize) -> __m256i {
-    // SAFETY: the caller has AVX2; `n < 4` so the cast is exact.
+    // SAFETY: the caller has AVX2; `n ≤ 4` so the cast is exact.
     unsafe { _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3)) }
 }
 
@@ -182,6 +182,20 @@ unsafe impl Vector<f32> for Avx2F32 {
         }
     }
     #[inline(always)]
+    fn reduce4(v: [Self; 4]) -> [f32; 4] {
+        // SAFETY: as in `add`. hadd(hadd(v0, v1), hadd(v2, v3)) leaves the four sums of
+        // each 128-bit half in order; adding the halves finishes them.
+        unsafe {
+            let t0 = _mm256_hadd_ps(v[0].0, v[1].0);
+            let t1 = _mm256_hadd_ps(v[2].0, v[3].0);
+            let t2 = _mm256_hadd_ps(t0, t1);
+            let s = _mm_add_ps(_mm256_castps256_ps128(t2), _mm256_extractf128_ps::<1>(t2));
+            let mut out = [0.0f32; 4];
+            _mm_storeu_ps(out.as_mut_ptr(), s);
+            out
+        }
+    }
+    #[inline(always)]
     fn pow2i(self) -> Self {
         // SAFETY: as in `add`. 1.5 · 2²³ + 127 leaves k + 127 in the low mantissa bits;
         // shifting them into the exponent field gives 2^k.
@@ -264,6 +278,20 @@ unsafe impl Vector<f64> for Avx2F64 {
         }
     }
     #[inline(always)]
+    fn reduce4(v: [Self; 4]) -> [f64; 4] {
+        // SAFETY: as in `add`. hadd pairs lanes within each 128-bit half; the two
+        // permutes line the halves up so one add finishes all four sums.
+        unsafe {
+            let t0 = _mm256_hadd_pd(v[0].0, v[1].0);
+            let t1 = _mm256_hadd_pd(v[2].0, v[3].0);
+            let lo = _mm256_permute2f128_pd::<0x20>(t0, t1);
+            let hi = _mm256_permute2f128_pd::<0x31>(t0, t1);
+            let mut out = [0.0f64; 4];
+            _mm256_storeu_pd(out.as_mut_ptr(), _mm256_add_pd(lo, hi));
+            out
+        }
+    }
+    #[inline(always)]
     fn pow2i(self) -> Self {
         // SAFETY: as in `add`. 1.5 · 2⁵² + 1023 leaves k + 1023 in the low mantissa bits.
         Avx2F64(unsafe {
@@ -293,7 +321,7 @@ unsafe impl Vector<f32> for Avx512F32 {
     #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize) -> Self {
         // SAFETY: masked-off lanes are not accessed (fault suppression); `p..p + n` is
-        // readable; n < 16 so the shift is in range.
+        // readable; n ≤ 16 so the shift (in u32) is in range.
         Avx512F32(unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as u16, p) })
     }
     #[inline(always)]
@@ -347,6 +375,31 @@ unsafe impl Vector<f32> for Avx512F32 {
         }
     }
     #[inline(always)]
+    fn reduce4(v: [Self; 4]) -> [f32; 4] {
+        // SAFETY: as in `add`; AVX-512F implies AVX2. Fold each vector to 256 bits, then
+        // finish as AVX2 does.
+        unsafe {
+            Avx2F32::reduce4([
+                Avx2F32(_mm256_add_ps(
+                    _mm512_castps512_ps256(v[0].0),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v[0].0))),
+                )),
+                Avx2F32(_mm256_add_ps(
+                    _mm512_castps512_ps256(v[1].0),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v[1].0))),
+                )),
+                Avx2F32(_mm256_add_ps(
+                    _mm512_castps512_ps256(v[2].0),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v[2].0))),
+                )),
+                Avx2F32(_mm256_add_ps(
+                    _mm512_castps512_ps256(v[3].0),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v[3].0))),
+                )),
+            ])
+        }
+    }
+    #[inline(always)]
     fn pow2i(self) -> Self {
         // SAFETY: as in `add`; see `Avx2F32::pow2i` for the bit trick.
         Avx512F32(unsafe {
@@ -373,7 +426,7 @@ unsafe impl Vector<f64> for Avx512F64 {
     }
     #[inline(always)]
     unsafe fn load_partial(p: *const f64, n: usize) -> Self {
-        // SAFETY: masked-off lanes are not accessed; `p..p + n` is readable; n < 8.
+        // SAFETY: masked-off lanes are not accessed; `p..p + n` is readable; n ≤ 8, shifted in u32.
         Avx512F64(unsafe { _mm512_maskz_loadu_pd(((1u32 << n) - 1) as u8, p) })
     }
     #[inline(always)]
@@ -424,6 +477,30 @@ unsafe impl Vector<f64> for Avx512F64 {
             let lo = _mm512_castpd512_pd256(self.0);
             let hi = _mm512_extractf64x4_pd::<1>(self.0);
             Avx2F64(_mm256_add_pd(lo, hi)).reduce_sum()
+        }
+    }
+    #[inline(always)]
+    fn reduce4(v: [Self; 4]) -> [f64; 4] {
+        // SAFETY: as in `add`; AVX-512F implies AVX2. Fold to 256 bits, finish as AVX2.
+        unsafe {
+            Avx2F64::reduce4([
+                Avx2F64(_mm256_add_pd(
+                    _mm512_castpd512_pd256(v[0].0),
+                    _mm512_extractf64x4_pd::<1>(v[0].0),
+                )),
+                Avx2F64(_mm256_add_pd(
+                    _mm512_castpd512_pd256(v[1].0),
+                    _mm512_extractf64x4_pd::<1>(v[1].0),
+                )),
+                Avx2F64(_mm256_add_pd(
+                    _mm512_castpd512_pd256(v[2].0),
+                    _mm512_extractf64x4_pd::<1>(v[2].0),
+                )),
+                Avx2F64(_mm256_add_pd(
+                    _mm512_castpd512_pd256(v[3].0),
+                    _mm512_extractf64x4_pd::<1>(v[3].0),
+                )),
+            ])
         }
     }
     #[inline(always)]
