@@ -28,7 +28,7 @@ fn main() -> Result<(), Error> {
     let targets = [0.0, 1.0, 1.0, 0.0];
     let alpha = 0.2;
 
-    let mut rng = Rng(0x5EED_0F_DE17A);
+    let mut rng = Rng(0x05EE_D0FD_E17A);
     // Layer 1: 2 inputs → H hidden (tanh); layer 2: H → 1 output (sigmoid).
     let mut w1 = Matrix::<f64>::zeros(2, H);
     let mut w2 = Matrix::<f64>::zeros(H, 1);
