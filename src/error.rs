@@ -61,6 +61,77 @@ pub enum Error {
         /// The level's name, as `DELTAPROP_SIMD` spells it.
         level: &'static str,
     },
+    /// A network was given no layers.
+    EmptyNetwork,
+    /// A size that must be at least one is zero.
+    ZeroSize {
+        /// What is empty, e.g. `"layer 2's outputs"`.
+        what: &'static str,
+        /// The layer concerned (0-based), where there is one.
+        layer: Option<usize>,
+    },
+    /// A layer's inputs differ from the outputs of the layer before it.
+    LayerMismatch {
+        /// The layer (0-based) whose inputs are wrong.
+        layer: usize,
+        /// Its inputs: the rows of its W.
+        inputs: usize,
+        /// The outputs of the layer before it (or the network's inputs, for layer 0).
+        previous_outputs: usize,
+    },
+    /// `Softmax` on a layer other than the output layer.
+    SoftmaxHidden {
+        /// The layer (0-based).
+        layer: usize,
+    },
+    /// A loss used with an output activation it is not defined for, e.g. `CrossEntropy`
+    /// without a `Softmax` output layer.
+    LossActivation {
+        /// The loss's name.
+        loss: &'static str,
+        /// The output layer's activation.
+        activation: &'static str,
+        /// What the loss needs.
+        needs: &'static str,
+    },
+    /// An element of an input (data, targets, weights, gradients) is NaN or infinite.
+    NonFiniteElement {
+        /// The argument, e.g. `"x"`.
+        arg: &'static str,
+        /// The row, for a matrix argument.
+        row: Option<usize>,
+        /// The index in the row (or in the vector).
+        index: usize,
+    },
+    /// A learning rate that is not finite and positive.
+    InvalidLearningRate {
+        /// The value given.
+        value: f64,
+    },
+    /// A batch (or data set) with no samples.
+    EmptyBatch {
+        /// The argument, e.g. `"x"`.
+        arg: &'static str,
+    },
+    /// The loss of the current sample or batch is not finite: the weights have diverged (the
+    /// learning rate is too large). The step was not taken.
+    Diverged {
+        /// The loss, NaN or ±∞.
+        loss: f64,
+    },
+    /// A saved network that cannot be read: truncated, corrupt, of another format version or
+    /// element type.
+    InvalidFormat {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An I/O error while saving or loading.
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -95,6 +166,54 @@ impl fmt::Display for Error {
             Error::UnsupportedSimdLevel { level } => {
                 write!(f, "SIMD level `{level}` is not available on this CPU")
             }
+            Error::EmptyNetwork => f.write_str("a network needs at least one layer"),
+            Error::ZeroSize { what, layer } => match layer {
+                Some(k) => write!(f, "{what} of layer {k} must not be zero"),
+                None => write!(f, "{what} must not be zero"),
+            },
+            Error::LayerMismatch {
+                layer,
+                inputs,
+                previous_outputs,
+            } => write!(
+                f,
+                "layer {layer} has {inputs} inputs, but the layer before it gives {previous_outputs} outputs"
+            ),
+            Error::SoftmaxHidden { layer } => write!(
+                f,
+                "layer {layer} uses Softmax, which only the output layer may use"
+            ),
+            Error::LossActivation {
+                loss,
+                activation,
+                needs,
+            } => write!(
+                f,
+                "loss {loss} needs {needs}, but the output layer uses {activation}"
+            ),
+            Error::NonFiniteElement { arg, row, index } => match row {
+                Some(r) => write!(
+                    f,
+                    "`{arg}` has a non-finite element (NaN or ∞) at row {r}, column {index}"
+                ),
+                None => write!(
+                    f,
+                    "`{arg}` has a non-finite element (NaN or ∞) at index {index}"
+                ),
+            },
+            Error::InvalidLearningRate { value } => write!(
+                f,
+                "the learning rate must be finite and positive, but it is {value}"
+            ),
+            Error::EmptyBatch { arg } => {
+                write!(f, "`{arg}` has no rows: a batch needs at least one sample")
+            }
+            Error::Diverged { loss } => write!(
+                f,
+                "the loss is {loss}: the weights have diverged (lower the learning rate); the step was not taken"
+            ),
+            Error::InvalidFormat { reason } => write!(f, "not a valid saved network: {reason}"),
+            Error::Io { path, message } => write!(f, "{path}: {message}"),
         }
     }
 }

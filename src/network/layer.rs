@@ -1,0 +1,122 @@
+//! [`Layer`]: one layer's W (H × L), b (L) and σ.
+
+use crate::activation::Activation;
+use crate::error::{Error, check_len};
+use crate::matrix::{MatRef, Matrix};
+use crate::scalar::Scalar;
+
+/// One dense layer with H inputs and L outputs: n = Wᵀâ + b, a = σ(n).
+///
+/// W is H × L, row-major (row r holds the weights leaving input r), as everywhere in the
+/// crate. A `Layer` is validated when it is made: W and b agree in L, neither dimension is
+/// zero, and every weight and bias is finite.
+///
+/// ```
+/// use deltaprop::{Activation, Layer, Matrix};
+/// let w = Matrix::from_row_major(2, 3, &[0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6])?;
+/// let layer = Layer::new(w, vec![0.0; 3], Activation::Tanh)?;
+/// assert_eq!((layer.inputs(), layer.outputs()), (2, 3));
+/// assert_eq!(layer.weights().get(1, 2), 0.6);
+/// # Ok::<(), deltaprop::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Layer<T: Scalar> {
+    pub(crate) w: Matrix<T>,
+    pub(crate) b: Vec<T>,
+    pub(crate) act: Activation,
+}
+
+impl<T: Scalar> Layer<T> {
+    /// A layer with weights `w` (H × L), biases `b` (length L) and activation `act`.
+    ///
+    /// Errors if `b.len() != w.cols()`, if H or L is zero, or if an element of `w` or `b` is
+    /// NaN or infinite. Whether `act` fits the layer's place (Softmax only at the output) is
+    /// checked by [`Network::new`](crate::Network::new).
+    pub fn new(w: Matrix<T>, b: Vec<T>, act: Activation) -> Result<Self, Error> {
+        if w.rows() == 0 {
+            return Err(Error::ZeroSize {
+                what: "the inputs (rows of w)",
+                layer: None,
+            });
+        }
+        if w.cols() == 0 {
+            return Err(Error::ZeroSize {
+                what: "the outputs (columns of w)",
+                layer: None,
+            });
+        }
+        check_len("b", b.len(), w.cols(), "the columns of w (L)")?;
+        check_finite_matrix("w", w.as_ref())?;
+        check_finite("b", &b)?;
+        Ok(Layer { w, b, act })
+    }
+
+    /// The weights W, H × L.
+    pub fn weights(&self) -> MatRef<'_, T> {
+        self.w.as_ref()
+    }
+
+    /// The biases b, length L.
+    pub fn bias(&self) -> &[T] {
+        &self.b
+    }
+
+    /// The activation σ.
+    pub fn activation(&self) -> Activation {
+        self.act
+    }
+
+    /// H, the number of inputs (rows of W).
+    pub fn inputs(&self) -> usize {
+        self.w.rows()
+    }
+
+    /// L, the number of outputs (columns of W).
+    pub fn outputs(&self) -> usize {
+        self.w.cols()
+    }
+
+    /// The layer's parts: W, b and σ.
+    pub fn into_parts(self) -> (Matrix<T>, Vec<T>, Activation) {
+        (self.w, self.b, self.act)
+    }
+}
+
+impl<T: Scalar> std::fmt::Debug for Layer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layer")
+            .field("inputs", &self.inputs())
+            .field("outputs", &self.outputs())
+            .field("activation", &self.act)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Err(NonFiniteElement)` at the first NaN or ∞ of `v`.
+pub(crate) fn check_finite<T: Scalar>(arg: &'static str, v: &[T]) -> Result<(), Error> {
+    match v.iter().position(|e| !e.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFiniteElement {
+            arg,
+            row: None,
+            index,
+        }),
+    }
+}
+
+/// `Err(NonFiniteElement)` at the first NaN or ∞ of `m`, with its row and column.
+pub(crate) fn check_finite_matrix<T: Scalar>(
+    arg: &'static str,
+    m: MatRef<'_, T>,
+) -> Result<(), Error> {
+    for r in 0..m.rows() {
+        if let Some(index) = m.row(r).iter().position(|e| !e.is_finite()) {
+            return Err(Error::NonFiniteElement {
+                arg,
+                row: Some(r),
+                index,
+            });
+        }
+    }
+    Ok(())
+}
