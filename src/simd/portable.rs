@@ -24,9 +24,19 @@ unsafe impl Vector<f32> for f32x8 {
     }
     #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        if n == 8 {
+            // SAFETY: as for `load`.
+            return unsafe { Self::load(p) };
+        }
+        // A fixed-count loop rather than a copy of n elements: it unrolls into 8
+        // predicated loads instead of a call to memcpy.
         let mut buf = [0.0f32; 8];
-        // SAFETY: the caller guarantees `p..p + n` is readable and n ≤ 8 fits `buf`.
-        unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n) };
+        for (i, x) in buf.iter_mut().enumerate() {
+            if i < n {
+                // SAFETY: i < n and the caller guarantees `p..p + n` is readable.
+                *x = unsafe { *p.add(i) };
+            }
+        }
         f32x8::new(buf)
     }
     #[inline(always)]
@@ -36,9 +46,20 @@ unsafe impl Vector<f32> for f32x8 {
     }
     #[inline(always)]
     unsafe fn store_partial(self, p: *mut f32, n: usize) {
-        let buf = self.to_array();
-        // SAFETY: the caller guarantees `p..p + n` is writable, and n ≤ 8.
-        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n) };
+        if n == 8 {
+            // SAFETY: as for `store`.
+            return unsafe { self.store(p) };
+        }
+        if n == 4 {
+            // SAFETY: as for `store`.
+            return unsafe { self.store(p) };
+        }
+        for (i, &x) in self.to_array().iter().enumerate() {
+            if i < n {
+                // SAFETY: i < n and the caller guarantees `p..p + n` is writable.
+                unsafe { *p.add(i) = x };
+            }
+        }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
@@ -122,9 +143,19 @@ unsafe impl Vector<f64> for f64x4 {
     }
     #[inline(always)]
     unsafe fn load_partial(p: *const f64, n: usize) -> Self {
+        if n == 4 {
+            // SAFETY: as for `load`.
+            return unsafe { Self::load(p) };
+        }
+        // A fixed-count loop rather than a copy of n elements: it unrolls into 4
+        // predicated loads instead of a call to memcpy.
         let mut buf = [0.0f64; 4];
-        // SAFETY: the caller guarantees `p..p + n` is readable and n ≤ 4 fits `buf`.
-        unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n) };
+        for (i, x) in buf.iter_mut().enumerate() {
+            if i < n {
+                // SAFETY: i < n and the caller guarantees `p..p + n` is readable.
+                *x = unsafe { *p.add(i) };
+            }
+        }
         f64x4::new(buf)
     }
     #[inline(always)]
@@ -134,9 +165,12 @@ unsafe impl Vector<f64> for f64x4 {
     }
     #[inline(always)]
     unsafe fn store_partial(self, p: *mut f64, n: usize) {
-        let buf = self.to_array();
-        // SAFETY: the caller guarantees `p..p + n` is writable, and n ≤ 4.
-        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n) };
+        for (i, &x) in self.to_array().iter().enumerate() {
+            if i < n {
+                // SAFETY: i < n and the caller guarantees `p..p + n` is writable.
+                unsafe { *p.add(i) = x };
+            }
+        }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
