@@ -50,10 +50,6 @@ unsafe impl Vector<f32> for f32x8 {
             // SAFETY: as for `store`.
             return unsafe { self.store(p) };
         }
-        if n == 4 {
-            // SAFETY: as for `store`.
-            return unsafe { self.store(p) };
-        }
         for (i, &x) in self.to_array().iter().enumerate() {
             if i < n {
                 // SAFETY: i < n and the caller guarantees `p..p + n` is writable.
@@ -165,6 +161,10 @@ unsafe impl Vector<f64> for f64x4 {
     }
     #[inline(always)]
     unsafe fn store_partial(self, p: *mut f64, n: usize) {
+        if n == 4 {
+            // SAFETY: as for `store`.
+            return unsafe { self.store(p) };
+        }
         for (i, &x) in self.to_array().iter().enumerate() {
             if i < n {
                 // SAFETY: i < n and the caller guarantees `p..p + n` is writable.
