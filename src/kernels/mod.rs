@@ -10,9 +10,26 @@
 //! The free functions run on [`simd::active()`](crate::simd::active); a [`KernelSet`] runs
 //! them on a level of your choice (to compare levels in one process, or to test your code on
 //! each). [`reference`](crate::reference) has naive twins with the same signatures.
+//!
+//! # Minibatches
+//! [`batch_forward`], [`batch_backward`], [`batch_gradient`], [`batch_update`] and
+//! [`apply_gradient`] run the same steps on B samples at once, one sample per row of a
+//! row-major B × H (Â, D̂, Δ̂) or B × L (A, D, Δ) matrix: N = Â W + 1bᵀ, Δ̂ = (Δ Wᵀ) ⊙ D̂,
+//! W ← W − (α/B) ÂᵀΔ. Each is one GEMM (this crate's own, allocation-free, with the bias,
+//! σ, σ' or ⊙ D̂ applied to each register tile as it is stored) on strided views, never a
+//! copy or a transpose; a batch of one runs the per-sample kernels instead. With the `rayon`
+//! feature, GEMMs of at least [`PAR_MIN_FLOPS`] are split into fixed output blocks on
+//! rayon's pool; every output element is computed the same way whatever its block, so the
+//! bits do not depend on the number of threads.
 
+pub(crate) mod batch;
+pub(crate) mod batch_body;
 pub(crate) mod body;
 pub(crate) mod table;
+
+pub use batch::{
+    PAR_MIN_FLOPS, apply_gradient, batch_backward, batch_forward, batch_gradient, batch_update,
+};
 
 use crate::activation::Activation;
 use crate::error::{Error, check_len};

@@ -19,6 +19,8 @@ pub struct Table<T> {
         unsafe fn(*mut T, usize, usize, usize, T, *const T, *const T, *const T, *mut T),
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) math: unsafe fn(MathFn, *const T, *mut T, usize),
+    /// The minibatch entry points (`batch_body.rs`).
+    pub(crate) batch: super::batch_body::BatchTable<T>,
 }
 
 /// Defines module `$m` with `TABLE: Table<$t>` running `body.rs` on vector type `$v`, every
@@ -77,8 +79,11 @@ macro_rules! level_table {
                 unsafe { body::math::<$t, $v>(f, x, out, len) }
             }
 
-            pub(crate) static TABLE: Table<$t> =
-                Table { affine, activate, rank1_update, backward, backward_update, math };
+            crate::kernels::batch_body::batch_fns!($t, $v $(, #[$attr])*);
+
+            pub(crate) static TABLE: Table<$t> = Table {
+                affine, activate, rank1_update, backward, backward_update, math, batch: BATCH,
+            };
         }
     };
 }
