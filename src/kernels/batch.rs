@@ -55,8 +55,12 @@ pub const PAR_MIN_FLOPS: usize = 4_000_000;
 /// shape only).
 const TASK_FLOPS: usize = 2_000_000;
 
-/// At most this many parallel tasks per GEMM.
-const MAX_TASKS: usize = 64;
+/// At most this many parallel tasks per GEMM: enough to balance a few cores, few enough that
+/// each task's fixed costs (its packed panels, one rayon job) stay small.
+const MAX_TASKS: usize = 16;
+
+/// At most this many row groups per column panel: each row group packs the panel's B again.
+const MAX_ROW_GROUPS: usize = 4;
 
 /// `apply_gradient` splits W into row blocks across threads above this many elements.
 const PAR_MIN_ELEMS: usize = 1 << 18;
@@ -217,9 +221,11 @@ fn run_gemm<T: Scalar>(bt: &BatchTable<T>, g: &Gemm<T>) {
     unsafe { (bt.gemm)(g, 0..g.m, 0..g.n) }
 }
 
-/// The fixed blocks of an m × n output: `tasks` (a function of the flops) column groups of
-/// whole NR panels, or, when there are fewer panels than tasks, each panel also split into
-/// row groups of whole MR tiles. Returns (row groups, column groups).
+/// The fixed blocks of an m × n output, a function of the shape alone: `tasks` column groups
+/// of whole NR panels, or, when there are fewer panels than tasks, every panel its own group,
+/// split into at most [`MAX_ROW_GROUPS`] row groups of whole MR tiles (each row group packs
+/// its panels' B again, so rows are split only as far as needed). Returns (row groups,
+/// column groups).
 fn partition(m: usize, n: usize, mr: usize, nr: usize, flops: usize) -> (usize, usize) {
     let tasks = (flops / TASK_FLOPS).clamp(2, MAX_TASKS);
     let panels = n.div_ceil(nr);
@@ -227,7 +233,10 @@ fn partition(m: usize, n: usize, mr: usize, nr: usize, flops: usize) -> (usize, 
     if panels >= tasks {
         (1, tasks)
     } else {
-        (tasks.div_ceil(panels).min(tiles), panels)
+        (
+            tasks.div_ceil(panels).min(MAX_ROW_GROUPS).min(tiles),
+            panels,
+        )
     }
 }
 
