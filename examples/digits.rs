@@ -289,58 +289,35 @@ fn split(data: &Dataset, seed: u64) -> (Dataset, Dataset) {
     (data.subset(&order[n_test..]), data.subset(&order[..n_test]))
 }
 
-/// Writes the training curve: mean loss and test accuracy per epoch.
+/// Writes the training curve as a PNG: the mean training loss per epoch on the left (from
+/// 0), the test accuracy on the right, in frames with grid lines every 5 epochs and every
+/// [`grid_step`] of the value. (No text: plotters renders text only with a font feature,
+/// which would also change criterion's plots; the scales are printed instead.)
 fn plot(path: &Path, losses: &[f64], accuracies: &[f64]) -> Res<()> {
     use plotters::prelude::*;
-    // Text needs a font: use DejaVu Sans where the system has it, else draw without labels.
-    let font = [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/TTF/DejaVuSans.ttf",
-        "/Library/Fonts/Arial.ttf",
-    ]
-    .iter()
-    .find_map(|p| std::fs::read(p).ok());
-    let labelled = match font {
-        Some(bytes) => {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
-        }
-        None => false,
-    };
     let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(500);
-    let epochs = losses.len().max(1) as f64;
-    let panels = [
-        (&left, "training loss (mean cross-entropy)", losses, RED),
-        (&right, "test accuracy", accuracies, BLUE),
-    ];
-    for (area, title, ys, colour) in panels {
-        let (lo, hi) = ys
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
-                (l.min(v), h.max(v))
-            });
-        let pad = ((hi - lo) * 0.05).max(1e-3);
-        let mut builder = ChartBuilder::on(area);
-        builder.margin(15);
-        if labelled {
-            builder
-                .caption(title, ("sans-serif", 20))
-                .x_label_area_size(35)
-                .y_label_area_size(55);
+    let epochs = losses.len().max(2) as f64;
+    let grey = RGBColor(215, 215, 215);
+    for (area, ys, colour) in [(&left, losses, RED), (&right, accuracies, BLUE)] {
+        let (lo, hi) = range(ys);
+        let mut chart = ChartBuilder::on(area)
+            .margin(20)
+            .build_cartesian_2d(1f64..epochs, lo..hi)?;
+        let step = grid_step(hi - lo);
+        let mut v = (lo / step).ceil() * step;
+        while v <= hi {
+            chart.draw_series(LineSeries::new([(1.0, v), (epochs, v)], grey))?;
+            v += step;
         }
-        let mut chart = builder.build_cartesian_2d(1f64..epochs, (lo - pad)..(hi + pad))?;
-        let mut mesh = chart.configure_mesh();
-        if labelled {
-            mesh.x_desc("epoch");
-        } else {
-            mesh.disable_x_mesh()
-                .disable_y_mesh()
-                .x_labels(0)
-                .y_labels(0);
+        for e in (5..=losses.len()).step_by(5) {
+            chart.draw_series(LineSeries::new([(e as f64, lo), (e as f64, hi)], grey))?;
         }
-        mesh.draw()?;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(1.0, lo), (epochs, hi)],
+            BLACK.stroke_width(1),
+        )))?;
         chart.draw_series(LineSeries::new(
             ys.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)),
             colour.stroke_width(2),
@@ -348,6 +325,36 @@ fn plot(path: &Path, losses: &[f64], accuracies: &[f64]) -> Res<()> {
     }
     root.present()?;
     Ok(())
+}
+
+/// The plotted range of `ys`: their extent padded by 5 % (from 0 for values ≥ 0 that reach
+/// above half their maximum, as a loss curve does).
+fn range(ys: &[f64]) -> (f64, f64) {
+    let (lo, hi) = ys
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+            (l.min(v), h.max(v))
+        });
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    if lo >= 0.0 && lo < hi / 2.0 {
+        (0.0, hi + pad)
+    } else {
+        (lo - pad, hi + pad)
+    }
+}
+
+/// A grid spacing of 1, 2 or 5 × 10ᵏ giving 4 to 10 lines over `span`.
+fn grid_step(span: f64) -> f64 {
+    let raw = span / 5.0;
+    let unit = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * unit)
+        .find(|&s| s >= raw)
+        .unwrap_or(unit * 10.0)
 }
 
 /// The median (the upper one for an even count); the machine's hiccups only move the tails.
@@ -462,7 +469,18 @@ fn run(args: &Args) -> Res<()> {
     }
     if let Some(path) = &args.plot {
         plot(path, &losses, &accuracies)?;
-        println!("training curve written to {}", path.display());
+        let ((l0, l1), (a0, a1)) = (range(&losses), range(&accuracies));
+        println!(
+            "training curve written to {}: epochs 1–{} across (grid every 5); left, red: mean \
+             training loss, {l0:.3} to {l1:.3} (grid every {}); right, blue: test accuracy, \
+             {:.1} % to {:.1} % (grid every {} %)",
+            path.display(),
+            losses.len(),
+            grid_step(l1 - l0),
+            100.0 * a0,
+            100.0 * a1,
+            100.0 * grid_step(a1 - a0),
+        );
     }
     Ok(())
 }

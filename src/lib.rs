@@ -69,9 +69,9 @@ pub mod simd;
 pub use activation::{Activation, LEAKY_RELU_SLOPE};
 pub use error::Error;
 pub use matrix::{MatMut, MatRef, Matrix, ROW_ALIGN};
+#[cfg(feature = "serde")]
+pub use network::FORMAT_VERSION;
 pub use network::{
     DEFAULT_SEED, EpochOptions, Evaluation, Gradients, Init, Layer, Loss, Network, NetworkBuilder,
 };
-#[cfg(feature = "serde")]
-pub use network::FORMAT_VERSION;
 pub use scalar::Scalar;

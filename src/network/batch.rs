@@ -7,8 +7,8 @@ use crate::error::Error;
 use crate::matrix::{MatMut, MatRef, ROW_ALIGN};
 use crate::scalar::Scalar;
 
-use super::kshim as bk;
 use super::{Buf, Gradients, Layer, Network, buf, check_lr, loss, par};
+use crate::kernels;
 
 /// Row stride of a B × `cols` workspace: `cols` rounded up to whole 64-byte lines, as
 /// [`Matrix`](crate::Matrix) pads.
@@ -114,11 +114,11 @@ impl<T: Scalar> Network<T> {
                 Some(prev) => {
                     let d_prev = LayerWs::view(&prev.d, rows, prev.l, prev.stride);
                     let delta_prev = LayerWs::view_mut(&mut prev.delta, rows, prev.l, prev.stride);
-                    bk::batch_backward(layer.w.as_ref(), delta, d_prev, delta_prev)?;
+                    kernels::batch_backward(layer.w.as_ref(), delta, d_prev, delta_prev)?;
                     LayerWs::view(&prev.a, rows, prev.l, prev.stride)
                 }
             };
-            bk::batch_update(layer.w.as_mut(), &mut layer.b, lr, a_prev, delta)?;
+            kernels::batch_update(layer.w.as_mut(), &mut layer.b, lr, a_prev, delta)?;
         }
         Ok(psi)
     }
@@ -158,12 +158,12 @@ impl<T: Scalar> Network<T> {
                 Some(prev) => {
                     let d_prev = LayerWs::view(&prev.d, rows, prev.l, prev.stride);
                     let delta_prev = LayerWs::view_mut(&mut prev.delta, rows, prev.l, prev.stride);
-                    bk::batch_backward(layer.w.as_ref(), delta, d_prev, delta_prev)?;
+                    kernels::batch_backward(layer.w.as_ref(), delta, d_prev, delta_prev)?;
                     LayerWs::view(&prev.a, rows, prev.l, prev.stride)
                 }
             };
             let (g, g_b) = grads.layer_mut(k);
-            bk::batch_gradient(a_prev, delta, scale, T::ZERO, g, g_b)?;
+            kernels::batch_gradient(a_prev, delta, scale, T::ZERO, g, g_b)?;
         }
         Ok(psi)
     }
@@ -235,7 +235,7 @@ impl<T: Scalar> Network<T> {
             };
             let a = LayerWs::view_mut(&mut cur.a, rows, cur.l, cur.stride);
             let d = LayerWs::view_mut(&mut cur.d, rows, cur.l, cur.stride);
-            bk::batch_forward(act, layer.w.as_ref(), &layer.b, a_prev, a, d)?;
+            kernels::batch_forward(act, layer.w.as_ref(), &layer.b, a_prev, a, d)?;
         }
         let last = ws.len() - 1;
         let out = &mut ws[last];
@@ -267,5 +267,5 @@ pub(crate) fn apply_gradient<T: Scalar>(
     g: MatRef<'_, T>,
     g_b: &[T],
 ) -> Result<(), Error> {
-    bk::apply_gradient(layer.w.as_mut(), &mut layer.b, lr, g, g_b)
+    kernels::apply_gradient(layer.w.as_mut(), &mut layer.b, lr, g, g_b)
 }

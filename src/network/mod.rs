@@ -18,7 +18,6 @@ mod grad;
 mod init;
 #[cfg(feature = "serde")]
 mod io;
-mod kshim;
 mod layer;
 mod loss;
 pub(crate) mod par;
