@@ -1,0 +1,631 @@
+//! deltaprop's per-sample kernels next to the same operations in OpenBLAS, faer and a plain
+//! Rust loop, each in the same criterion group so that ratios come from one run.
+//!
+//! Needs Debian's `libopenblas-dev` (linked from the system, no build script) and the
+//! `bench-peers` feature:
+//!
+//! ```text
+//! apt-get install -y libopenblas-dev
+//! env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE cargo bench --features bench-peers --bench peers
+//! # OpenBLAS again under a forced core type, its entries only (see below):
+//! env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX \
+//!     cargo bench --features bench-peers --bench peers -- openblas
+//! ```
+//!
+//! `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` left over in an environment force OpenBLAS onto
+//! an older, slower kernel, so the main run unsets them. OpenBLAS is held to one thread
+//! (`openblas_set_num_threads(1)`), faer runs with `Par::Seq`, and the core type OpenBLAS
+//! picked is printed at the start and is part of each OpenBLAS entry's name
+//! (`openblas-haswell`, `openblas-skylakex`, ...). A CPU newer than the OpenBLAS build can be
+//! detected as an ancient core (Debian's 0.3.21 takes a recent Xeon for `Prescott`, SSE3
+//! only); the second command above then adds the entries of the best kernel set that build
+//! has, next to the first run's.
+//!
+//! Groups are `peers/<kernel>/<type>/<H>x<L>`, with the same shapes and the same throughput
+//! (bytes of W traffic that deltaprop's kernel needs) as `benches/kernels.rs`, so the GB/s of
+//! every entry in a group is proportional to its speed:
+//!
+//! | group             | deltaprop                  | each peer                                      |
+//! |-------------------|----------------------------|------------------------------------------------|
+//! | `affine`          | n = Wᵀâ + b                | copy b, then GEMV with Wᵀ (`sgemv` Trans)      |
+//! | `backward`        | δ̂ = (W δ) ⊙ d̂              | GEMV (`sgemv` NoTrans), then the ⊙             |
+//! | `rank1_update`    | W −= α â δᵀ                | `sger` / faer's outer-product matmul / a loop  |
+//! | `backward_update` | fused: one pass over W     | the `backward` above, then the `rank1_update`  |
+//!
+//! Parameters: `deltaprop-<level>` for each SIMD level above portable, `openblas-<core>`, `faer`,
+//! `plain` (safe Rust, default build flags, written so LLVM vectorises it), and in the
+//! `backward_update` groups also `deltaprop-<best>-pair` (deltaprop's own `backward` then
+//! `rank1_update`: what the fusion saves).
+
+mod common;
+
+use std::ffi::{CStr, c_char, c_int};
+use std::hint::black_box;
+
+use aligned_vec::{AVec, ConstAlign};
+use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use deltaprop::kernels::KernelSet;
+use deltaprop::simd::{self, Level};
+use deltaprop::{MatMut, MatRef, ROW_ALIGN, Scalar};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, ColMut, ColRef, Par, RowRef};
+
+use common::{Rng, SHAPES, configure_group, read_bytes, read_write_bytes};
+
+// OpenBLAS's own entry points, and the link to the system library that also resolves
+// cblas-sys's declarations.
+#[link(name = "openblas")]
+unsafe extern "C" {
+    fn openblas_set_num_threads(num_threads: c_int);
+    fn openblas_get_num_threads() -> c_int;
+    fn openblas_get_corename() -> *const c_char;
+    fn openblas_get_config() -> *const c_char;
+}
+
+/// The BLAS-2 calls of one element type, on a row-major W with leading dimension `lda`.
+trait Blas: Scalar + faer::traits::ComplexField {
+    /// y = β y + Wᵀ x (trans) or y = β y + W x (no trans).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemv(
+        trans: bool,
+        h: usize,
+        l: usize,
+        w: *const Self,
+        lda: usize,
+        x: *const Self,
+        beta: Self,
+        y: *mut Self,
+    );
+    /// W += alpha x yᵀ.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn ger(
+        h: usize,
+        l: usize,
+        alpha: Self,
+        x: *const Self,
+        y: *const Self,
+        w: *mut Self,
+        lda: usize,
+    );
+}
+
+macro_rules! impl_blas {
+    ($t:ty, $gemv:ident, $ger:ident) => {
+        impl Blas for $t {
+            unsafe fn gemv(
+                trans: bool,
+                h: usize,
+                l: usize,
+                w: *const $t,
+                lda: usize,
+                x: *const $t,
+                beta: $t,
+                y: *mut $t,
+            ) {
+                let t = if trans {
+                    CBLAS_TRANSPOSE::CblasTrans
+                } else {
+                    CBLAS_TRANSPOSE::CblasNoTrans
+                };
+                // SAFETY: the caller passes a row-major h × l W with leading dimension lda,
+                // x of length h (trans) or l, y of length l (trans) or h.
+                unsafe {
+                    cblas_sys::$gemv(
+                        CBLAS_LAYOUT::CblasRowMajor,
+                        t,
+                        h as c_int,
+                        l as c_int,
+                        1.0,
+                        w,
+                        lda as c_int,
+                        x,
+                        1,
+                        beta,
+                        y,
+                        1,
+                    )
+                }
+            }
+            unsafe fn ger(
+                h: usize,
+                l: usize,
+                alpha: $t,
+                x: *const $t,
+                y: *const $t,
+                w: *mut $t,
+                lda: usize,
+            ) {
+                // SAFETY: the caller passes x of length h, y of length l and a writable
+                // row-major h × l W with leading dimension lda.
+                unsafe {
+                    cblas_sys::$ger(
+                        CBLAS_LAYOUT::CblasRowMajor,
+                        h as c_int,
+                        l as c_int,
+                        alpha,
+                        x,
+                        1,
+                        y,
+                        1,
+                        w,
+                        lda as c_int,
+                    )
+                }
+            }
+        }
+    };
+}
+impl_blas!(f32, cblas_sgemv, cblas_sger);
+impl_blas!(f64, cblas_dgemv, cblas_dger);
+
+/// One layer's inputs with W in a 64-byte-aligned buffer whose stride is padded as
+/// `deltaprop::Matrix` pads it, so that every library reads the very same memory.
+struct Layer<T: Scalar> {
+    h: usize,
+    l: usize,
+    stride: usize,
+    w: AVec<T, ConstAlign<ROW_ALIGN>>,
+    a_prev: Vec<T>,
+    b: Vec<T>,
+    delta: Vec<T>,
+    d_prev: Vec<T>,
+    n: Vec<T>,
+    delta_prev: Vec<T>,
+    alpha: T,
+}
+
+impl<T: Scalar> Layer<T> {
+    fn new(h: usize, l: usize) -> Self {
+        let per_line = ROW_ALIGN / std::mem::size_of::<T>();
+        let stride = l.div_ceil(per_line) * per_line;
+        let mut rng = Rng::new(1 ^ ((h as u64) << 32) ^ l as u64);
+        let scale = 1.0 / (h as f64).sqrt();
+        let w = AVec::from_iter(
+            ROW_ALIGN,
+            (0..h * stride).map(|i| {
+                if i % stride < l {
+                    T::from_f64(rng.uniform(-scale, scale))
+                } else {
+                    T::ZERO
+                }
+            }),
+        );
+        Layer {
+            h,
+            l,
+            stride,
+            w,
+            a_prev: rng.vec(h, 0.0, 1.0),
+            b: rng.vec(l, -0.1, 0.1),
+            delta: rng.vec(l, -0.5, 0.5),
+            d_prev: rng.vec(h, 0.0, 0.25),
+            n: vec![T::ZERO; l],
+            delta_prev: vec![T::ZERO; h],
+            alpha: T::from_f64(1e-7),
+        }
+    }
+}
+
+fn w_ref<T: Scalar>(w: &[T], h: usize, l: usize, stride: usize) -> MatRef<'_, T> {
+    MatRef::from_slice(w, h, l, stride).expect("a valid view")
+}
+
+fn w_mut<T: Scalar>(w: &mut [T], h: usize, l: usize, stride: usize) -> MatMut<'_, T> {
+    MatMut::from_slice(w, h, l, stride).expect("a valid view")
+}
+
+fn faer_w<T: Scalar>(w: &[T], h: usize, l: usize, stride: usize) -> faer::MatRef<'_, T> {
+    faer::MatRef::from_row_major_slice_with_stride(w, h, l, stride)
+}
+
+fn faer_w_mut<T: Scalar>(w: &mut [T], h: usize, l: usize, stride: usize) -> faer::MatMut<'_, T> {
+    faer::MatMut::from_row_major_slice_with_stride_mut(w, h, l, stride)
+}
+
+// --- the plain loops: safe Rust as a user would write it, vectorised by LLVM where it can
+
+/// n = b + Σ_r â_r W_r (row-wise axpy: streams W in storage order).
+fn plain_affine<T: Scalar>(w: &[T], l: usize, stride: usize, a_prev: &[T], b: &[T], n: &mut [T]) {
+    n.copy_from_slice(b);
+    for (row, &ar) in w.chunks(stride).zip(a_prev) {
+        for (nc, &wc) in n.iter_mut().zip(&row[..l]) {
+            *nc += wc * ar;
+        }
+    }
+}
+
+/// A dot product with eight partial sums, so LLVM may vectorise it without reassociating.
+fn plain_dot<T: Scalar>(x: &[T], y: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (xs, ys) in xc.zip(yc) {
+        for k in 0..8 {
+            acc[k] += xs[k] * ys[k];
+        }
+    }
+    let mut tail = T::ZERO;
+    for (&a, &b) in xr.iter().zip(yr) {
+        tail += a * b;
+    }
+    acc.iter().copied().sum::<T>() + tail
+}
+
+/// δ̂_r = d̂_r (W_r · δ).
+fn plain_backward<T: Scalar>(
+    w: &[T],
+    l: usize,
+    stride: usize,
+    delta: &[T],
+    d_prev: &[T],
+    delta_prev: &mut [T],
+) {
+    for ((row, &dr), out) in w.chunks(stride).zip(d_prev).zip(delta_prev.iter_mut()) {
+        *out = dr * plain_dot(&row[..l], delta);
+    }
+}
+
+/// W_r −= (α â_r) δ.
+fn plain_rank1<T: Scalar>(
+    w: &mut [T],
+    l: usize,
+    stride: usize,
+    alpha: T,
+    a_prev: &[T],
+    delta: &[T],
+) {
+    for (row, &ar) in w.chunks_mut(stride).zip(a_prev) {
+        let s = alpha * ar;
+        for (wc, &dc) in row[..l].iter_mut().zip(delta) {
+            *wc -= s * dc;
+        }
+    }
+}
+
+// --- the peers' versions of each step
+
+fn openblas_affine<T: Blas>(x: &mut Layer<T>) {
+    x.n.copy_from_slice(black_box(&x.b));
+    // SAFETY: W is h × l at stride `stride`, â has length h, n length l.
+    unsafe {
+        T::gemv(
+            true,
+            x.h,
+            x.l,
+            x.w.as_ptr(),
+            x.stride,
+            black_box(x.a_prev.as_ptr()),
+            T::ONE,
+            x.n.as_mut_ptr(),
+        )
+    };
+}
+
+fn openblas_backward<T: Blas>(x: &mut Layer<T>) {
+    // SAFETY: W is h × l at stride `stride`, δ has length l, δ̂ length h.
+    unsafe {
+        T::gemv(
+            false,
+            x.h,
+            x.l,
+            x.w.as_ptr(),
+            x.stride,
+            black_box(x.delta.as_ptr()),
+            T::ZERO,
+            x.delta_prev.as_mut_ptr(),
+        )
+    };
+    for (o, &d) in x.delta_prev.iter_mut().zip(black_box(&x.d_prev)) {
+        *o *= d;
+    }
+}
+
+fn openblas_rank1<T: Blas>(x: &mut Layer<T>) {
+    // SAFETY: â has length h, δ length l, W is h × l at stride `stride`.
+    unsafe {
+        T::ger(
+            x.h,
+            x.l,
+            -black_box(x.alpha),
+            black_box(x.a_prev.as_ptr()),
+            black_box(x.delta.as_ptr()),
+            x.w.as_mut_ptr(),
+            x.stride,
+        )
+    };
+}
+
+fn faer_affine<T: Blas>(x: &mut Layer<T>) {
+    x.n.copy_from_slice(black_box(&x.b));
+    let w = faer_w(&x.w, x.h, x.l, x.stride);
+    let a = ColRef::from_slice(black_box(&x.a_prev[..]));
+    matmul(
+        ColMut::from_slice_mut(&mut x.n[..]),
+        Accum::Add,
+        w.transpose(),
+        a,
+        T::ONE,
+        Par::Seq,
+    );
+}
+
+fn faer_backward<T: Blas>(x: &mut Layer<T>) {
+    let w = faer_w(&x.w, x.h, x.l, x.stride);
+    let delta = ColRef::from_slice(black_box(&x.delta[..]));
+    matmul(
+        ColMut::from_slice_mut(&mut x.delta_prev[..]),
+        Accum::Replace,
+        w,
+        delta,
+        T::ONE,
+        Par::Seq,
+    );
+    for (o, &d) in x.delta_prev.iter_mut().zip(black_box(&x.d_prev)) {
+        *o *= d;
+    }
+}
+
+fn faer_rank1<T: Blas>(x: &mut Layer<T>) {
+    let (h, l, stride) = (x.h, x.l, x.stride);
+    let a = ColRef::from_slice(black_box(&x.a_prev[..]));
+    let delta = RowRef::from_slice(black_box(&x.delta[..]));
+    matmul(
+        faer_w_mut(&mut x.w, h, l, stride),
+        Accum::Add,
+        a,
+        delta,
+        -black_box(x.alpha),
+        Par::Seq,
+    );
+}
+
+fn plain_affine_step<T: Scalar>(x: &mut Layer<T>) {
+    plain_affine(
+        &x.w,
+        x.l,
+        x.stride,
+        black_box(&x.a_prev),
+        black_box(&x.b),
+        &mut x.n,
+    );
+}
+
+fn plain_backward_step<T: Scalar>(x: &mut Layer<T>) {
+    plain_backward(
+        &x.w,
+        x.l,
+        x.stride,
+        black_box(&x.delta),
+        black_box(&x.d_prev),
+        &mut x.delta_prev,
+    );
+}
+
+fn plain_rank1_step<T: Scalar>(x: &mut Layer<T>) {
+    plain_rank1(
+        &mut x.w,
+        x.l,
+        x.stride,
+        black_box(x.alpha),
+        black_box(&x.a_prev),
+        black_box(&x.delta),
+    );
+}
+
+// --- deltaprop's, through the public views
+
+fn dp_affine<T: Scalar>(k: KernelSet, x: &mut Layer<T>) {
+    let w = w_ref(&x.w, x.h, x.l, x.stride);
+    k.affine(w, black_box(&x.a_prev), black_box(&x.b), &mut x.n)
+        .unwrap();
+}
+
+fn dp_backward<T: Scalar>(k: KernelSet, x: &mut Layer<T>) {
+    let w = w_ref(&x.w, x.h, x.l, x.stride);
+    k.backward(
+        w,
+        black_box(&x.delta),
+        black_box(&x.d_prev),
+        &mut x.delta_prev,
+    )
+    .unwrap();
+}
+
+fn dp_rank1<T: Scalar>(k: KernelSet, x: &mut Layer<T>) {
+    let w = w_mut(&mut x.w, x.h, x.l, x.stride);
+    k.rank1_update(
+        w,
+        black_box(x.alpha),
+        black_box(&x.a_prev),
+        black_box(&x.delta),
+    )
+    .unwrap();
+}
+
+fn dp_backward_update<T: Scalar>(k: KernelSet, x: &mut Layer<T>) {
+    let w = w_mut(&mut x.w, x.h, x.l, x.stride);
+    k.backward_update(
+        w,
+        black_box(x.alpha),
+        black_box(&x.a_prev),
+        black_box(&x.delta),
+        black_box(&x.d_prev),
+        &mut x.delta_prev,
+    )
+    .unwrap();
+}
+
+/// The deltaprop levels compared: every level above portable (the best one can differ per
+/// kernel), or portable alone on a CPU without any.
+fn levels() -> Vec<KernelSet> {
+    let mut lv: Vec<Level> = simd::available()
+        .into_iter()
+        .filter(|&l| l != Level::Portable)
+        .collect();
+    if lv.is_empty() {
+        lv.push(Level::Portable);
+    }
+    lv.into_iter()
+        .map(|l| KernelSet::new(l).expect("an available level"))
+        .collect()
+}
+
+type Step<T> = fn(&mut Layer<T>);
+type DpStep<T> = fn(KernelSet, &mut Layer<T>);
+/// One kernel's group: its name, its throughput, deltaprop's step, the peers' steps.
+type Op<'a, T> = (
+    &'a str,
+    criterion::Throughput,
+    DpStep<T>,
+    [(&'a str, Step<T>); 3],
+);
+
+fn bench_peers<T: Blas>(c: &mut Criterion) {
+    let kernel_sets = levels();
+    let best = KernelSet::new(simd::best()).expect("the best level");
+    let openblas = format!("openblas-{}", openblas_core().to_lowercase());
+    for (h, l) in SHAPES {
+        let mut x = Layer::<T>::new(h, l);
+        let shape = format!("{}/{h}x{l}", T::NAME);
+
+        let ops: [Op<'_, T>; 4] = [
+            (
+                "affine",
+                read_bytes::<T>(h, l),
+                dp_affine::<T>,
+                [
+                    ("openblas", openblas_affine::<T>),
+                    ("faer", faer_affine::<T>),
+                    ("plain", plain_affine_step::<T>),
+                ],
+            ),
+            (
+                "backward",
+                read_bytes::<T>(h, l),
+                dp_backward::<T>,
+                [
+                    ("openblas", openblas_backward::<T>),
+                    ("faer", faer_backward::<T>),
+                    ("plain", plain_backward_step::<T>),
+                ],
+            ),
+            (
+                "rank1_update",
+                read_write_bytes::<T>(h, l),
+                dp_rank1::<T>,
+                [
+                    ("openblas", openblas_rank1::<T>),
+                    ("faer", faer_rank1::<T>),
+                    ("plain", plain_rank1_step::<T>),
+                ],
+            ),
+            (
+                "backward_update",
+                read_write_bytes::<T>(h, l),
+                dp_backward_update::<T>,
+                [
+                    ("openblas-pair", |x| {
+                        openblas_backward(x);
+                        openblas_rank1(x);
+                    }),
+                    ("faer-pair", |x| {
+                        faer_backward(x);
+                        faer_rank1(x);
+                    }),
+                    ("plain-pair", |x| {
+                        plain_backward_step(x);
+                        plain_rank1_step(x);
+                    }),
+                ],
+            ),
+        ];
+
+        for (kernel, throughput, dp, peers) in ops {
+            let mut g = c.benchmark_group(format!("peers/{kernel}/{shape}"));
+            configure_group(&mut g, h, l);
+            g.throughput(throughput);
+            for &k in &kernel_sets {
+                let id = format!("deltaprop-{}", k.level());
+                g.bench_function(BenchmarkId::from_parameter(id), |bch| {
+                    bch.iter(|| {
+                        dp(k, &mut x);
+                        black_box(&mut x.w);
+                        black_box((&mut x.n, &mut x.delta_prev));
+                    })
+                });
+            }
+            if kernel == "backward_update" {
+                let id = format!("deltaprop-{}-pair", best.level());
+                g.bench_function(BenchmarkId::from_parameter(id), |bch| {
+                    bch.iter(|| {
+                        dp_backward(best, &mut x);
+                        dp_rank1(best, &mut x);
+                        black_box(&mut x.w);
+                        black_box(&mut x.delta_prev);
+                    })
+                });
+            }
+            for (name, step) in peers {
+                // OpenBLAS's entries carry the core type it runs on (chosen at load time
+                // from OPENBLAS_CORETYPE or the CPU), so runs under several core types
+                // sit side by side in one group.
+                let name = name.replacen("openblas", &openblas, 1);
+                g.bench_function(BenchmarkId::from_parameter(name), |bch| {
+                    bch.iter(|| {
+                        step(&mut x);
+                        black_box(&mut x.w);
+                        black_box((&mut x.n, &mut x.delta_prev));
+                    })
+                });
+            }
+            g.finish();
+        }
+    }
+}
+
+fn c_str(p: *const c_char) -> String {
+    if p.is_null() {
+        return "?".into();
+    }
+    // SAFETY: OpenBLAS returns pointers to static NUL-terminated strings.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// The core type OpenBLAS chose for this process, e.g. `Haswell`, `SkylakeX`.
+fn openblas_core() -> String {
+    // SAFETY: no arguments; OpenBLAS returns a static string.
+    c_str(unsafe { openblas_get_corename() })
+}
+
+/// Pins OpenBLAS to one thread and prints what it runs on (once, before any timing).
+fn setup(_: &mut Criterion) {
+    for var in ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"] {
+        if let Ok(v) = std::env::var(var) {
+            eprintln!(
+                "peers bench: WARNING: {var}={v} is set and may force a slower OpenBLAS kernel; \
+                 rerun under `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`"
+            );
+        }
+    }
+    // SAFETY: plain FFI calls into OpenBLAS with no pointer arguments; the returned strings
+    // are static.
+    let (threads, core, config) = unsafe {
+        openblas_set_num_threads(1);
+        (
+            openblas_get_num_threads(),
+            c_str(openblas_get_corename()),
+            c_str(openblas_get_config()),
+        )
+    };
+    let levels: Vec<String> = levels().iter().map(|k| k.level().to_string()).collect();
+    eprintln!("peers bench: OpenBLAS core {core}, {threads} thread(s), config: {config}");
+    eprintln!("peers bench: deltaprop levels {levels:?}, faer Par::Seq");
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = setup, bench_peers::<f32>, bench_peers::<f64>
+}
+criterion_main!(benches);
