@@ -53,6 +53,34 @@
 //! }
 //! # Ok::<(), deltaprop::Error>(())
 //! ```
+//!
+//! # Training a network
+//! [`Network`] owns the layers and the workspaces and runs that step for every layer:
+//! [`Network::train_sample`] per sample, [`Network::train_batch`] per minibatch (through the
+//! batched kernels), [`Network::train_epoch`] over a data set in a seeded random order, and
+//! [`Network::gradient_batch`] / [`Network::apply_gradients`] for data-parallel training. No
+//! step allocates.
+//!
+//! ```
+//! use deltaprop::{Activation, EpochOptions, Loss, Matrix, Network};
+//! // 2 → 8 (tanh) → 2 (softmax), cross-entropy: which of the two inputs is larger?
+//! let mut net = Network::<f32>::builder(2)
+//!     .layer(8, Activation::Tanh)
+//!     .layer(2, Activation::Softmax)
+//!     .loss(Loss::CrossEntropy)
+//!     .seed(42)
+//!     .build()?;
+//! let xs = [0.1, 0.9, 0.8, 0.2, 0.3, 0.7, 0.6, 0.1, 0.2, 0.4, 0.9, 0.5];
+//! let ts = [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0];
+//! let (x, t) = (Matrix::from_row_major(6, 2, &xs)?, Matrix::from_row_major(6, 2, &ts)?);
+//! let loss = net.train_sample(x.row(0), t.row(0), 0.5)?;   // the loss before the step
+//! assert!(loss > 0.0);
+//! net.fit(x.as_ref(), t.as_ref(), 0.5, 300, &EpochOptions::default(), |_, _| {})?;
+//! assert_eq!(net.evaluate(x.as_ref(), t.as_ref())?.accuracy, 1.0);
+//! let y = net.predict(&[0.05, 0.95])?;                      // softmax probabilities
+//! assert!(y[1] > 0.9);
+//! # Ok::<(), deltaprop::Error>(())
+//! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
