@@ -185,11 +185,12 @@ fn train_batch_does_not_allocate_after_the_first_call_at_a_size() {
 
 #[test]
 fn wide_layers_split_across_threads_do_not_allocate() {
-    // 600 × 600 is above the size where the per-sample kernels are split into row and
-    // column blocks; run in a rayon pool, after a warm-up (the pool's own start-up allocates).
+    // 1024 × 640 (2.5 MiB) is above the size where the per-sample kernels are split into
+    // row and column blocks; run in a rayon pool, after a warm-up (the pool's own start-up
+    // allocates).
     let net = Network::<f32>::builder(64)
-        .layer(600, Activation::Tanh)
-        .layer(600, Activation::Tanh)
+        .layer(1024, Activation::Tanh)
+        .layer(640, Activation::Tanh)
         .layer(10, Activation::Softmax)
         .build()
         .unwrap();

@@ -95,6 +95,14 @@ impl<T: Scalar> SampleWs<T> {
 /// }
 /// # Ok::<(), deltaprop::Error>(())
 /// ```
+///
+/// # Threads
+/// With the `rayon` feature (default), the per-sample kernels of a layer whose W takes at
+/// least 2 MiB are split into fixed blocks of rows (backward, update) or columns (forward)
+/// run on the current rayon pool; smaller layers — where a second thread was measured to gain
+/// nothing — stay on the calling thread, and the batched kernels split large GEMMs the same
+/// way. The blocks depend on the layer's shape only, so results are the same, bit for bit, on
+/// any number of threads. Run inside `ThreadPool::install` to choose the threads.
 #[derive(Clone)]
 pub struct Network<T: Scalar> {
     layers: Vec<Layer<T>>,
