@@ -115,16 +115,22 @@ fn strides<T: Scalar>(m: MatRef<'_, T>, transposed: bool) -> (*const T, isize, i
     if transposed { (p, 1, rs) } else { (p, rs, 1) }
 }
 
-/// Short groups: in-cache shapes are steady within a second; the big ones take fewer, flat
-/// samples.
+/// Short groups (144 benchmarks in about four minutes): in-cache shapes are steady within
+/// half a second; the big ones take fewer, flat samples.
 fn configure(g: &mut BenchmarkGroup<'_, WallTime>, flops: usize) {
-    g.warm_up_time(Duration::from_millis(300));
-    g.measurement_time(Duration::from_millis(800));
+    g.warm_up_time(Duration::from_millis(200));
+    g.measurement_time(Duration::from_millis(600));
     g.sample_size(20);
     if flops > 50_000_000 {
         g.sampling_mode(SamplingMode::Flat);
         g.sample_size(10);
     }
+}
+
+/// No plots and a lighter bootstrap: criterion's analysis would otherwise cost more than the
+/// measurements.
+fn criterion() -> Criterion {
+    Criterion::default().without_plots().nresamples(5_000)
 }
 
 fn bench_type<T: Gemm>(c: &mut Criterion) {
@@ -295,5 +301,9 @@ fn benches(c: &mut Criterion) {
     bench_type::<f64>(c);
 }
 
-criterion_group!(batch, benches);
+criterion_group! {
+    name = batch;
+    config = criterion();
+    targets = benches
+}
 criterion_main!(batch);

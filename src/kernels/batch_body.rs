@@ -116,12 +116,33 @@ pub(crate) unsafe trait Tiling<T: Scalar>: Vector<T> {
     /// # Safety
     /// As [`gemm_tiled`].
     unsafe fn gemm(g: &Gemm<T>, rows: Range<usize>, cols: Range<usize>);
+
+    /// Packs the panel B[k0 .. k0 + kc, j0 .. j0 + nr_eff] of a B with `cs != 1` (a
+    /// transposed matrix: B's columns are rows in memory) as [`pack_b`] does. The default
+    /// gathers element by element; the x86 levels transpose whole vector blocks in
+    /// registers when `rs == 1`.
+    ///
+    /// # Safety
+    /// As [`pack_b`], with `nr = Self::NR`.
+    #[inline(always)]
+    unsafe fn pack_transposed(
+        b: Operand<T>,
+        k0: usize,
+        kc: usize,
+        j0: usize,
+        nr_eff: usize,
+        buf: *mut T,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { gather(b, k0, kc, j0, nr_eff, Self::NR, buf) }
+    }
 }
 
 macro_rules! tiling {
-    ($v:ty, $t:ty, $mr:literal, $nv:literal, $kc:literal) => {
+    ($v:ty, $t:ty, $mr:literal, $nv:literal, $kc:literal $(, $transpose:path)?) => {
         // SAFETY: MR ≤ 12, NV · LANES ≤ 32 and KC · NV · LANES · size ≤ PACK_BYTES for every
-        // instance below (checked again by `gemm_tiled`'s assertion).
+        // instance below (checked again by `gemm_tiled`'s assertion); the transposers pack
+        // exactly what `pack_b` specifies (see `x86_pack`).
         unsafe impl Tiling<$t> for $v {
             const MR: usize = $mr;
             const NR: usize = $nv * <$v as Vector<$t>>::LANES;
@@ -131,6 +152,27 @@ macro_rules! tiling {
                 // SAFETY: forwarded.
                 unsafe { gemm_tiled::<$t, $v, $mr, $nv, $kc>(g, rows, cols) }
             }
+            $(
+                #[inline(always)]
+                unsafe fn pack_transposed(
+                    b: Operand<$t>,
+                    k0: usize,
+                    kc: usize,
+                    j0: usize,
+                    nr_eff: usize,
+                    buf: *mut $t,
+                ) {
+                    // SAFETY: forwarded; the transposer reads B's rows j0 .. j0 + nr_eff
+                    // (memory rows at stride cs) from k0 on, kc each, and writes kc · NR.
+                    unsafe {
+                        if b.rs == 1 {
+                            $transpose(b.ptr.add(k0 + j0 * b.cs), b.cs, kc, nr_eff, buf)
+                        } else {
+                            gather(b, k0, kc, j0, nr_eff, Self::NR, buf)
+                        }
+                    }
+                }
+            )?
         }
     };
 }
@@ -142,13 +184,41 @@ macro_rules! tiling {
 tiling!(wide::f32x8, f32, 4, 1, 256);
 tiling!(wide::f64x4, f64, 4, 1, 256);
 #[cfg(target_arch = "x86_64")]
-tiling!(crate::simd::x86::Avx2F32, f32, 6, 2, 256);
+tiling!(
+    crate::simd::x86::Avx2F32,
+    f32,
+    6,
+    2,
+    256,
+    x86_pack::avx2_f32
+);
 #[cfg(target_arch = "x86_64")]
-tiling!(crate::simd::x86::Avx2F64, f64, 6, 2, 256);
+tiling!(
+    crate::simd::x86::Avx2F64,
+    f64,
+    6,
+    2,
+    256,
+    x86_pack::avx2_f64
+);
 #[cfg(target_arch = "x86_64")]
-tiling!(crate::simd::x86::Avx512F32, f32, 12, 2, 256);
+tiling!(
+    crate::simd::x86::Avx512F32,
+    f32,
+    12,
+    2,
+    256,
+    x86_pack::avx512_f32
+);
 #[cfg(target_arch = "x86_64")]
-tiling!(crate::simd::x86::Avx512F64, f64, 12, 2, 256);
+tiling!(
+    crate::simd::x86::Avx512F64,
+    f64,
+    12,
+    2,
+    256,
+    x86_pack::avx512_f64
+);
 
 /// Lanes of vector `v` of a panel row that lie within `nr_eff` columns.
 #[inline(always)]
@@ -218,7 +288,7 @@ unsafe fn store_row<T: Scalar, V: Vector<T>, const NV: usize>(
 /// # Safety
 /// The block lies inside B; `buf` holds kc · nr elements; the CPU supports `V`'s level.
 #[inline(always)]
-unsafe fn pack_b<T: Scalar, V: Vector<T>, const NV: usize>(
+unsafe fn pack_b<T: Scalar, V: Tiling<T>, const NV: usize>(
     b: Operand<T>,
     k0: usize,
     kc: usize,
@@ -239,22 +309,42 @@ unsafe fn pack_b<T: Scalar, V: Vector<T>, const NV: usize>(
                 dst = dst.add(nr);
             }
         } else {
-            // A transposed B (rows of B are columns in memory): gather column by column, so
-            // the reads run along memory and the writes stride through the (L1) buffer.
-            for jj in 0..nr {
-                let mut dst = buf.add(jj);
-                if jj < nr_eff {
-                    let mut src = b.ptr.add(k0 * b.rs + (j0 + jj) * b.cs);
-                    for _ in 0..kc {
-                        *dst = *src;
-                        src = src.add(b.rs);
-                        dst = dst.add(nr);
-                    }
-                } else {
-                    for _ in 0..kc {
-                        *dst = T::ZERO;
-                        dst = dst.add(nr);
-                    }
+            V::pack_transposed(b, k0, kc, j0, nr_eff, buf);
+        }
+    }
+}
+
+/// [`pack_b`] element by element, for any strides.
+///
+/// # Safety
+/// As [`pack_b`].
+#[inline(always)]
+unsafe fn gather<T: Scalar>(
+    b: Operand<T>,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nr_eff: usize,
+    nr: usize,
+    buf: *mut T,
+) {
+    // SAFETY: reads stay inside the block, writes inside buf's kc · nr elements.
+    unsafe {
+        // Column by column: with a transposed B the reads run along memory and the writes
+        // stride through the (L1) buffer.
+        for jj in 0..nr {
+            let mut dst = buf.add(jj);
+            if jj < nr_eff {
+                let mut src = b.ptr.add(k0 * b.rs + (j0 + jj) * b.cs);
+                for _ in 0..kc {
+                    *dst = *src;
+                    src = src.add(b.rs);
+                    dst = dst.add(nr);
+                }
+            } else {
+                for _ in 0..kc {
+                    *dst = T::ZERO;
+                    dst = dst.add(nr);
                 }
             }
         }
@@ -271,7 +361,7 @@ unsafe fn pack_b<T: Scalar, V: Vector<T>, const NV: usize>(
 #[inline(always)]
 pub(crate) unsafe fn gemm_tiled<
     T: Scalar,
-    V: Vector<T>,
+    V: Tiling<T>,
     const MR: usize,
     const NV: usize,
     const KC: usize,
@@ -281,6 +371,7 @@ pub(crate) unsafe fn gemm_tiled<
     cols: Range<usize>,
 ) {
     let nr = NV * V::LANES;
+    debug_assert_eq!(nr, V::NR);
     assert!(MR * nr <= MAX_TILE && nr <= MAX_NR && KC * nr * size_of::<T>() <= PACK_BYTES);
     if rows.is_empty() || cols.is_empty() {
         return;
@@ -370,8 +461,10 @@ unsafe fn tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
             _ => {}
         }
 
-        // The tile rows the epilogue will read.
+        // The tile rows the epilogue will read (worth it when the k-loop is long enough to
+        // hide the misses).
         match g.epi {
+            _ if kc < 32 => {}
             Epilogue::Scale { beta, .. } if !first || beta != T::ZERO => {
                 for i in 0..mr_eff {
                     prefetch_row(c_at!(i), nr_eff);
@@ -836,3 +929,330 @@ macro_rules! batch_fns {
     };
 }
 pub(crate) use batch_fns;
+
+/// The x86 levels' transposing packs: B's memory rows j0 + jj (stride `cs`, kc elements each
+/// from `src`) become the packed panel's columns, `dst[k · NR + jj] = src[jj · cs + k]`, zero
+/// for jj ≥ nr_eff. Blocks of LANES × LANES are loaded as row vectors (masked past kc),
+/// transposed in registers with the textbook unpack/shuffle networks (a few shuffles per
+/// element instead of a load and a store each), and stored as rows of the panel. NR is two
+/// vectors at every x86 level.
+#[cfg(target_arch = "x86_64")]
+mod x86_pack {
+    use std::arch::x86_64::*;
+
+    /// Runs `$transpose` over the panel: `$w` lanes, `$load(ptr, k)` loads k ≤ $w elements
+    /// (the rest zero), `$zero` is a zero vector, `$store(ptr, v)` stores a vector. Functions,
+    /// not closures: a closure would be compiled without the level's target features.
+    macro_rules! transposing_pack {
+        ($src:ident, $cs:ident, $kc:ident, $nr_eff:ident, $dst:ident, $w:literal,
+         $load:path, $zero:expr, $store:path, $transpose:ident) => {{
+            const NR: usize = 2 * $w;
+            for half in 0..2 {
+                let hb = half * $w;
+                let rows = $nr_eff.saturating_sub(hb).min($w);
+                let mut kb = 0;
+                while kb < $kc {
+                    let kn = ($kc - kb).min($w);
+                    let mut r = [$zero; $w];
+                    for (i, v) in r.iter_mut().enumerate().take(rows) {
+                        *v = $load($src.add((hb + i) * $cs + kb), kn);
+                    }
+                    let t = if rows == 0 { r } else { $transpose(r) };
+                    for (k, v) in t.iter().enumerate().take(kn) {
+                        $store($dst.add((kb + k) * NR + hb), *v);
+                    }
+                    kb += $w;
+                }
+            }
+        }};
+    }
+
+    // ------------------------------------------------------------------ AVX-512, f32
+
+    /// 16 × 16: out[j] lane i = r[i] lane j.
+    #[inline(always)]
+    unsafe fn transpose_16x16(r: [__m512; 16]) -> [__m512; 16] {
+        // SAFETY: only called from AVX-512F code (the table's target features).
+        unsafe {
+            // t[2p] 128-bit lane L = (r[2p][4L], r[2p+1][4L], r[2p][4L+1], r[2p+1][4L+1]),
+            // t[2p+1] the same for 4L+2, 4L+3.
+            let mut t = [_mm512_setzero_ps(); 16];
+            for p in 0..8 {
+                t[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+                t[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+            }
+            // u[4q + c] lane L = column 4L + c, rows 4q .. 4q + 4.
+            let mut u = [_mm512_setzero_ps(); 16];
+            for q in 0..4 {
+                let (a, b) = (_mm512_castps_pd(t[4 * q]), _mm512_castps_pd(t[4 * q + 2]));
+                let (c, d) = (
+                    _mm512_castps_pd(t[4 * q + 1]),
+                    _mm512_castps_pd(t[4 * q + 3]),
+                );
+                u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+                u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+                u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+                u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+            }
+            // Column 4L + c gathers lane L of u[c], u[4 + c], u[8 + c], u[12 + c]:
+            // 0x88 takes lanes (a0, a2, b0, b2), 0xdd lanes (a1, a3, b1, b3).
+            let mut out = [_mm512_setzero_ps(); 16];
+            for c in 0..4 {
+                let v = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
+                let w = _mm512_shuffle_f32x4::<0xdd>(u[c], u[4 + c]);
+                let v2 = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
+                let w2 = _mm512_shuffle_f32x4::<0xdd>(u[8 + c], u[12 + c]);
+                out[c] = _mm512_shuffle_f32x4::<0x88>(v, v2);
+                out[8 + c] = _mm512_shuffle_f32x4::<0xdd>(v, v2);
+                out[4 + c] = _mm512_shuffle_f32x4::<0x88>(w, w2);
+                out[12 + c] = _mm512_shuffle_f32x4::<0xdd>(w, w2);
+            }
+            out
+        }
+    }
+
+    /// Elements k' < k from `p`, the rest 0.
+    #[inline(always)]
+    unsafe fn load16(p: *const f32, k: usize) -> __m512 {
+        // SAFETY: AVX-512F code; masked lanes are not read; k ≤ 16.
+        unsafe { _mm512_maskz_loadu_ps(((1u32 << k) - 1) as u16, p) }
+    }
+
+    /// The transposing pack at AVX-512, f32 (NR = 32).
+    ///
+    /// # Safety
+    /// AVX-512F; `src + jj·cs + k` readable for jj < nr_eff, k < kc; `dst` holds kc · 32.
+    #[inline(always)]
+    pub(super) unsafe fn avx512_f32(
+        src: *const f32,
+        cs: usize,
+        kc: usize,
+        nr_eff: usize,
+        dst: *mut f32,
+    ) {
+        // SAFETY: masked loads read only k < kc; stores write rows < kc of the panel.
+        unsafe {
+            transposing_pack!(
+                src,
+                cs,
+                kc,
+                nr_eff,
+                dst,
+                16,
+                load16,
+                _mm512_setzero_ps(),
+                _mm512_storeu_ps,
+                transpose_16x16
+            )
+        }
+    }
+
+    // ------------------------------------------------------------------ AVX-512, f64
+
+    /// 8 × 8: out[j] lane i = r[i] lane j.
+    #[inline(always)]
+    unsafe fn transpose_8x8d(r: [__m512d; 8]) -> [__m512d; 8] {
+        // SAFETY: only called from AVX-512F code.
+        unsafe {
+            // t[2p + c] 128-bit lane L = column 2L + c, rows 2p, 2p + 1.
+            let mut t = [_mm512_setzero_pd(); 8];
+            for p in 0..4 {
+                t[2 * p] = _mm512_unpacklo_pd(r[2 * p], r[2 * p + 1]);
+                t[2 * p + 1] = _mm512_unpackhi_pd(r[2 * p], r[2 * p + 1]);
+            }
+            // Column 2L + c gathers lane L of t[c], t[2 + c], t[4 + c], t[6 + c].
+            let mut out = [_mm512_setzero_pd(); 8];
+            for c in 0..2 {
+                let v = _mm512_shuffle_f64x2::<0x88>(t[c], t[2 + c]);
+                let w = _mm512_shuffle_f64x2::<0xdd>(t[c], t[2 + c]);
+                let v2 = _mm512_shuffle_f64x2::<0x88>(t[4 + c], t[6 + c]);
+                let w2 = _mm512_shuffle_f64x2::<0xdd>(t[4 + c], t[6 + c]);
+                out[c] = _mm512_shuffle_f64x2::<0x88>(v, v2);
+                out[4 + c] = _mm512_shuffle_f64x2::<0xdd>(v, v2);
+                out[2 + c] = _mm512_shuffle_f64x2::<0x88>(w, w2);
+                out[6 + c] = _mm512_shuffle_f64x2::<0xdd>(w, w2);
+            }
+            out
+        }
+    }
+
+    /// Elements k' < k from `p`, the rest 0.
+    #[inline(always)]
+    unsafe fn load8d(p: *const f64, k: usize) -> __m512d {
+        // SAFETY: AVX-512F code; masked lanes are not read; k ≤ 8.
+        unsafe { _mm512_maskz_loadu_pd(((1u32 << k) - 1) as u8, p) }
+    }
+
+    /// The transposing pack at AVX-512, f64 (NR = 16).
+    ///
+    /// # Safety
+    /// AVX-512F; `src + jj·cs + k` readable for jj < nr_eff, k < kc; `dst` holds kc · 16.
+    #[inline(always)]
+    pub(super) unsafe fn avx512_f64(
+        src: *const f64,
+        cs: usize,
+        kc: usize,
+        nr_eff: usize,
+        dst: *mut f64,
+    ) {
+        // SAFETY: masked loads read only k < kc; stores write rows < kc of the panel.
+        unsafe {
+            transposing_pack!(
+                src,
+                cs,
+                kc,
+                nr_eff,
+                dst,
+                8,
+                load8d,
+                _mm512_setzero_pd(),
+                _mm512_storeu_pd,
+                transpose_8x8d
+            )
+        }
+    }
+
+    // ------------------------------------------------------------------ AVX2, f32
+
+    /// 8 × 8: out[j] lane i = r[i] lane j.
+    #[inline(always)]
+    unsafe fn transpose_8x8(r: [__m256; 8]) -> [__m256; 8] {
+        // SAFETY: only called from AVX2 code.
+        unsafe {
+            // t as in `transpose_16x16`; u[4q + c] 128-bit lane L = column 4L + c, rows
+            // 4q .. 4q + 4 (0x44 takes (a0, a1, b0, b1), 0xee (a2, a3, b2, b3)).
+            let mut t = [_mm256_setzero_ps(); 8];
+            for p in 0..4 {
+                t[2 * p] = _mm256_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+                t[2 * p + 1] = _mm256_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+            }
+            let mut u = [_mm256_setzero_ps(); 8];
+            for q in 0..2 {
+                u[4 * q] = _mm256_shuffle_ps::<0x44>(t[4 * q], t[4 * q + 2]);
+                u[4 * q + 1] = _mm256_shuffle_ps::<0xee>(t[4 * q], t[4 * q + 2]);
+                u[4 * q + 2] = _mm256_shuffle_ps::<0x44>(t[4 * q + 1], t[4 * q + 3]);
+                u[4 * q + 3] = _mm256_shuffle_ps::<0xee>(t[4 * q + 1], t[4 * q + 3]);
+            }
+            // Column c: lane 0 of u[c] and u[4 + c]; column 4 + c: their lane 1.
+            let mut out = [_mm256_setzero_ps(); 8];
+            for c in 0..4 {
+                out[c] = _mm256_permute2f128_ps::<0x20>(u[c], u[4 + c]);
+                out[4 + c] = _mm256_permute2f128_ps::<0x31>(u[c], u[4 + c]);
+            }
+            out
+        }
+    }
+
+    /// Lanes below `k` set, for `vmaskmovps`.
+    #[inline(always)]
+    unsafe fn mask8(k: usize) -> __m256i {
+        // SAFETY: AVX2 code; k ≤ 8.
+        unsafe {
+            _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(k as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            )
+        }
+    }
+
+    /// Elements k' < k from `p`, the rest 0.
+    #[inline(always)]
+    unsafe fn load8(p: *const f32, k: usize) -> __m256 {
+        // SAFETY: AVX2 code; masked lanes are not read.
+        unsafe { _mm256_maskload_ps(p, mask8(k)) }
+    }
+
+    /// The transposing pack at AVX2, f32 (NR = 16).
+    ///
+    /// # Safety
+    /// AVX2; `src + jj·cs + k` readable for jj < nr_eff, k < kc; `dst` holds kc · 16.
+    #[inline(always)]
+    pub(super) unsafe fn avx2_f32(
+        src: *const f32,
+        cs: usize,
+        kc: usize,
+        nr_eff: usize,
+        dst: *mut f32,
+    ) {
+        // SAFETY: masked loads read only k < kc; stores write rows < kc of the panel.
+        unsafe {
+            transposing_pack!(
+                src,
+                cs,
+                kc,
+                nr_eff,
+                dst,
+                8,
+                load8,
+                _mm256_setzero_ps(),
+                _mm256_storeu_ps,
+                transpose_8x8
+            )
+        }
+    }
+
+    // ------------------------------------------------------------------ AVX2, f64
+
+    /// 4 × 4: out[j] lane i = r[i] lane j.
+    #[inline(always)]
+    unsafe fn transpose_4x4d(r: [__m256d; 4]) -> [__m256d; 4] {
+        // SAFETY: only called from AVX2 code.
+        unsafe {
+            // t[0] 128-bit lane L = (r0[2L], r1[2L]), t[1] = (r0[2L+1], r1[2L+1]); t[2], t[3]
+            // the same for rows 2, 3.
+            let t0 = _mm256_unpacklo_pd(r[0], r[1]);
+            let t1 = _mm256_unpackhi_pd(r[0], r[1]);
+            let t2 = _mm256_unpacklo_pd(r[2], r[3]);
+            let t3 = _mm256_unpackhi_pd(r[2], r[3]);
+            [
+                _mm256_permute2f128_pd::<0x20>(t0, t2),
+                _mm256_permute2f128_pd::<0x20>(t1, t3),
+                _mm256_permute2f128_pd::<0x31>(t0, t2),
+                _mm256_permute2f128_pd::<0x31>(t1, t3),
+            ]
+        }
+    }
+
+    /// Lanes below `k` set, for `vmaskmovpd`.
+    #[inline(always)]
+    unsafe fn mask4(k: usize) -> __m256i {
+        // SAFETY: AVX2 code; k ≤ 4.
+        unsafe { _mm256_cmpgt_epi64(_mm256_set1_epi64x(k as i64), _mm256_setr_epi64x(0, 1, 2, 3)) }
+    }
+
+    /// Elements k' < k from `p`, the rest 0.
+    #[inline(always)]
+    unsafe fn load4d(p: *const f64, k: usize) -> __m256d {
+        // SAFETY: AVX2 code; masked lanes are not read.
+        unsafe { _mm256_maskload_pd(p, mask4(k)) }
+    }
+
+    /// The transposing pack at AVX2, f64 (NR = 8).
+    ///
+    /// # Safety
+    /// AVX2; `src + jj·cs + k` readable for jj < nr_eff, k < kc; `dst` holds kc · 8.
+    #[inline(always)]
+    pub(super) unsafe fn avx2_f64(
+        src: *const f64,
+        cs: usize,
+        kc: usize,
+        nr_eff: usize,
+        dst: *mut f64,
+    ) {
+        // SAFETY: masked loads read only k < kc; stores write rows < kc of the panel.
+        unsafe {
+            transposing_pack!(
+                src,
+                cs,
+                kc,
+                nr_eff,
+                dst,
+                4,
+                load4d,
+                _mm256_setzero_pd(),
+                _mm256_storeu_pd,
+                transpose_4x4d
+            )
+        }
+    }
+}
