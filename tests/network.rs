@@ -155,6 +155,13 @@ fn construction_errors_name_what_is_wrong() {
         Network::<f32>::builder(3).build().unwrap_err(),
         Error::EmptyNetwork
     );
+    assert!(matches!(
+        Network::<f32>::builder(usize::MAX / 2)
+            .layer(4, Activation::Tanh)
+            .build()
+            .unwrap_err(),
+        Error::SizeOverflow { .. }
+    ));
     // Layer::new: b against W, non-finite weights.
     assert!(matches!(
         Layer::new(Matrix::<f32>::zeros(2, 3), vec![0.0; 2], Activation::Tanh).unwrap_err(),
@@ -668,6 +675,16 @@ fn epochs_visit_every_sample_in_a_fresh_seeded_order() {
     c.train_epoch_with(xm, tm, 0.1, 0, &mb, |done| steps.push(done))
         .unwrap();
     assert_eq!(steps, [4, 8, 10]);
+    // A batch larger than the data set is the whole set.
+    let huge = EpochOptions {
+        batch_size: usize::MAX,
+        ..opts
+    };
+    let mut steps = vec![];
+    c.clone()
+        .train_epoch_with(xm, tm, 0.1, 0, &huge, |done| steps.push(done))
+        .unwrap();
+    assert_eq!(steps, [10]);
     let mut seen = vec![];
     let last = c
         .fit(xm, tm, 0.1, 3, &mb, |e, l| seen.push((e, l)))

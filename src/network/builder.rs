@@ -96,7 +96,8 @@ impl<T: Scalar> NetworkBuilder<T> {
 
     /// The network, with weights drawn from the seed.
     ///
-    /// Errors as [`Network::new`] does, and if the inputs or a layer's outputs are zero.
+    /// Errors as [`Network::new`] does, if the inputs or a layer's outputs are zero, and if a
+    /// layer's size overflows `usize`.
     pub fn build(self) -> Result<Network<T>, Error> {
         if self.inputs == 0 {
             return Err(Error::ZeroSize {
@@ -109,6 +110,16 @@ impl<T: Scalar> NetworkBuilder<T> {
                 what: "the outputs",
                 layer: Some(k),
             });
+        }
+        let mut h = self.inputs;
+        for &(l, _) in &self.layers {
+            if h.checked_mul(l)
+                .and_then(|n| n.checked_mul(size_of::<T>()))
+                .is_none()
+            {
+                return Err(Error::SizeOverflow { rows: h, cols: l });
+            }
+            h = l;
         }
         let Some(&(_, out_act)) = self.layers.last() else {
             return Err(Error::EmptyNetwork);
@@ -128,7 +139,7 @@ impl<T: Scalar> NetworkBuilder<T> {
         loss.check_output(out_act)?;
 
         let mut rng = init::rng(self.seed);
-        let mut h = self.inputs;
+        h = self.inputs;
         let mut layers = Vec::with_capacity(self.layers.len());
         for &(l, act) in &self.layers {
             let w = init::weights::<T>(&mut rng, h, l, Init::for_activation(act));

@@ -134,13 +134,15 @@ impl<T: Scalar> Network<T> {
             }
         } else {
             let (h, l) = (self.inputs(), self.outputs());
+            // No batch is larger than the data set (nor is its gather buffer).
+            let batch_size = opts.batch_size.min(x.rows());
             let mut gx = std::mem::take(&mut self.batch.gx);
             let mut gt = std::mem::take(&mut self.batch.gt);
-            gx.resize(opts.batch_size * h, T::ZERO);
-            gt.resize(opts.batch_size * l, T::ZERO);
+            gx.resize(batch_size * h, T::ZERO);
+            gt.resize(batch_size * l, T::ZERO);
             let mut result = Ok(());
             let mut done = 0;
-            for chunk in order.chunks(opts.batch_size) {
+            for chunk in order.chunks(batch_size) {
                 for (j, &i) in chunk.iter().enumerate() {
                     gx[j * h..(j + 1) * h].copy_from_slice(x.row(i));
                     gt[j * l..(j + 1) * l].copy_from_slice(t.row(i));
