@@ -1,33 +1,6 @@
 //! Saving and loading a [`Network`] (feature `serde`).
 //!
-//! # The format (version 1)
-//! A network serialises as one record — in JSON through [`Network::to_json`] /
-//! [`Network::save`], or in any serde format through `Network`'s `Serialize` and
-//! `Deserialize`:
-//!
-//! ```text
-//! {
-//!   "format": "deltaprop-network",       the magic string: this is a deltaprop network
-//!   "version": 1,                         FORMAT_VERSION of the writer
-//!   "scalar": "f32",                      the element type, "f32" or "f64"
-//!   "loss": "CrossEntropy",               "SquaredError" or "CrossEntropy"
-//!   "layers": [                           input side first
-//!     { "inputs": 64, "outputs": 32,      H and L
-//!       "activation": "Sigmoid",          as Activation::name spells it
-//!       "weights": [ … ],                 W, H·L numbers, row-major (row r: the weights
-//!                                         leaving input r)
-//!       "bias": [ … ] },                  b, L numbers
-//!     …
-//!   ]
-//! }
-//! ```
-//!
-//! Numbers are written in the shortest form that reads back to the same value, so a
-//! round trip is exact, bit for bit. Loading checks everything a network made by
-//! [`Network::new`] satisfies — the magic, the version, the element type, every size, every
-//! value finite, the layers chaining, Softmax only at the output — and a file that fails any
-//! check (truncated, corrupt, from a newer version or for the other element type) is an
-//! [`Error::InvalidFormat`] saying what is wrong. The optimiser's workspaces are not saved.
+//! The format is documented on [`FORMAT_VERSION`].
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -39,7 +12,36 @@ use crate::scalar::Scalar;
 
 use super::{Layer, Loss, Network};
 
-/// The version of the save format this build writes (and the newest it reads).
+/// The version of the save format this build writes (and the newest it reads): 1.
+///
+/// # The format (version 1)
+/// A network serialises as one record — in JSON through [`Network::to_json`] /
+/// [`Network::save`], or in any serde format through `Network`'s `Serialize` and
+/// `Deserialize`:
+///
+/// ```text
+/// {
+///   "format": "deltaprop-network",       the magic string: this is a deltaprop network
+///   "version": 1,                         FORMAT_VERSION of the writer
+///   "scalar": "f32",                      the element type, "f32" or "f64"
+///   "loss": "CrossEntropy",               "SquaredError" or "CrossEntropy"
+///   "layers": [                           input side first
+///     { "inputs": 64, "outputs": 32,      H and L
+///       "activation": "Sigmoid",          as Activation::name spells it
+///       "weights": [ … ],                 W, H·L numbers, row-major (row r: the weights
+///                                         leaving input r)
+///       "bias": [ … ] },                  b, L numbers
+///     …
+///   ]
+/// }
+/// ```
+///
+/// Numbers are written in the shortest form that reads back to the same value, so a
+/// round trip is exact, bit for bit. Loading checks everything a network made by
+/// [`Network::new`] satisfies — the magic, the version, the element type, every size, every
+/// value finite, the layers chaining, Softmax only at the output — and a file that fails any
+/// check (truncated, corrupt, from a newer version or for the other element type) is an
+/// [`Error::InvalidFormat`] saying what is wrong. The workspaces are not saved.
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The magic string of the `format` field.
@@ -164,7 +166,7 @@ impl<'de, T: Scalar + DeserializeOwned> Deserialize<'de> for Network<T> {
 }
 
 impl<T: Scalar + Serialize + DeserializeOwned> Network<T> {
-    /// The network in the save format, as JSON text (see [`FORMAT_VERSION`] for the layout).
+    /// The network in the save format, as JSON text (the layout: [`FORMAT_VERSION`]).
     ///
     /// ```
     /// use deltaprop::{Activation, Network};
