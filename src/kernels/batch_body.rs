@@ -53,6 +53,9 @@ const MAX_TILE: usize = 12 * 32;
 /// Largest NR of any level.
 const MAX_NR: usize = 32;
 
+/// Tiles per row block (see `gemm_tiled`).
+const ROW_BLOCK_TILES: usize = 8;
+
 /// A strided input: element (i, j) at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
 pub(crate) struct Operand<T> {
@@ -380,37 +383,48 @@ pub(crate) unsafe fn gemm_tiled<
     let buf = pack.0.as_mut_ptr().cast::<T>();
     // One k-block even when k = 0, so that every tile still gets its epilogue.
     let blocks = g.k.div_ceil(KC).max(1);
-    let mut j0 = cols.start;
-    while j0 < cols.end {
-        let nr_eff = nr.min(cols.end - j0);
-        for p in 0..blocks {
-            let k0 = p * KC;
-            let kc = KC.min(g.k - k0);
-            // SAFETY: the panel lies inside B (k0 + kc ≤ k, j0 + nr_eff ≤ n); `pack` holds
-            // KC · nr ≥ kc · nr elements.
-            unsafe { pack_b::<T, V, NV>(g.b, k0, kc, j0, nr_eff, buf) };
-            let mut i0 = rows.start;
-            while i0 < rows.end {
-                let mr_eff = MR.min(rows.end - i0);
-                // SAFETY: the tile lies inside the block; the packed panel holds kc rows.
-                unsafe {
-                    tile::<T, V, MR, NV>(
-                        g,
-                        i0,
-                        mr_eff,
-                        j0,
-                        nr_eff,
-                        k0,
-                        kc,
-                        buf,
-                        p == 0,
-                        p + 1 == blocks,
-                    )
-                };
-                i0 += MR;
+    // Rows in blocks of ROW_BLOCK_TILES tiles, each block across all the columns: its slice
+    // of A (at most 96 × KC elements) stays in L2 while every panel passes it, instead of
+    // all of A being re-read once per panel. That matters for the gradient's Âᵀ, whose
+    // broadcasts touch one cache line per k (no prefetcher follows that); B's panels are
+    // packed again per row block, a few percent of the work.
+    let row_block = ROW_BLOCK_TILES * MR;
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let r1 = rows.end.min(r0.saturating_add(row_block));
+        let mut j0 = cols.start;
+        while j0 < cols.end {
+            let nr_eff = nr.min(cols.end - j0);
+            for p in 0..blocks {
+                let k0 = p * KC;
+                let kc = KC.min(g.k - k0);
+                // SAFETY: the panel lies inside B (k0 + kc ≤ k, j0 + nr_eff ≤ n); `pack`
+                // holds KC · nr ≥ kc · nr elements.
+                unsafe { pack_b::<T, V, NV>(g.b, k0, kc, j0, nr_eff, buf) };
+                let mut i0 = r0;
+                while i0 < r1 {
+                    let mr_eff = MR.min(r1 - i0);
+                    // SAFETY: the tile lies inside the block; the packed panel holds kc rows.
+                    unsafe {
+                        tile::<T, V, MR, NV>(
+                            g,
+                            i0,
+                            mr_eff,
+                            j0,
+                            nr_eff,
+                            k0,
+                            kc,
+                            buf,
+                            p == 0,
+                            p + 1 == blocks,
+                        )
+                    };
+                    i0 += MR;
+                }
             }
+            j0 += nr;
         }
-        j0 += nr;
+        r0 = r1;
     }
 }
 
