@@ -431,10 +431,13 @@ pub(crate) unsafe fn gemm_tiled<
 /// One MR × NR tile of C over one k-block: accumulate, then the epilogue (or the partial
 /// sum, on a block that is not the last).
 ///
+/// The accumulators are only ever indexed by constants, so they stay in registers from the
+/// first FMA to the store.
+///
 /// # Safety
 /// As [`gemm_tiled`]; `bp` holds the packed panel of this block (kc rows of NV vectors).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 unsafe fn tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
     g: &Gemm<T>,
     i0: usize,
@@ -452,7 +455,6 @@ unsafe fn tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
     // block; rows past mr_eff read A's row m − 1 instead (inside A) and are never stored.
     unsafe {
         let zero = splat::<T, V>(0.0);
-        let mut acc = [[zero; NV]; MR];
         let c = g.c;
         // Row i of the tile in C (a macro: no closures in the SIMD bodies).
         macro_rules! c_at {
@@ -462,18 +464,15 @@ unsafe fn tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
         }
 
         // The chain's starting value.
-        match g.epi {
+        let init = match g.epi {
             Epilogue::BiasActivate { bias, .. } if first => {
-                let b = load_row::<T, V, NV>(bias.add(j0), nr_eff);
-                for row in acc.iter_mut() {
-                    *row = b;
-                }
+                [load_row::<T, V, NV>(bias.add(j0), nr_eff); MR]
             }
             Epilogue::BiasActivate { .. } | Epilogue::Hadamard { .. } if !first => {
-                load_tile::<T, V, MR, NV>(&mut acc, c, i0, mr_eff, j0, nr_eff);
+                load_tile::<T, V, MR, NV>(c, i0, mr_eff, j0, nr_eff)
             }
-            _ => {}
-        }
+            _ => [[zero; NV]; MR],
+        };
 
         // The tile rows the epilogue will read (worth it when the k-loop is long enough to
         // hide the misses).
@@ -498,70 +497,93 @@ unsafe fn tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
         for (i, r) in ra.iter_mut().enumerate() {
             *r = (i0 + i).min(g.m - 1) * a.rs;
         }
-        acc = microkernel::<T, V, MR, NV>(acc, kc, a.ptr.add(k0 * a.cs), a.cs, &ra, bp);
+        let acc = microkernel::<T, V, MR, NV>(init, kc, a.ptr.add(k0 * a.cs), a.cs, &ra, bp);
 
-        // The epilogue.
+        // The epilogue, from a copy of the tile on the stack: the loops below run to mr_eff
+        // and are too big to unroll, so they would keep the accumulators in memory anyway;
+        // writing them out here with one unrolled store per vector avoids the zeroing and
+        // the copies LLVM would otherwise add around the array.
+        let mut scratch = [MaybeUninit::<T>::uninit(); MAX_TILE];
+        let s = scratch.as_mut_ptr().cast::<T>();
+        for i in 0..MR {
+            store_row::<T, V, NV>(&acc[i], s.add(i * nr), nr);
+        }
+        macro_rules! row {
+            ($i:expr) => {
+                load_row::<T, V, NV>(s.add($i * nr), nr)
+            };
+        }
         match g.epi {
             Epilogue::BiasActivate { act, d, .. } if last => {
-                let mut scratch = [MaybeUninit::<T>::uninit(); MAX_NR];
-                let s = scratch.as_mut_ptr().cast::<T>();
-                for (i, row) in acc.iter().enumerate().take(mr_eff) {
-                    store_row::<T, V, NV>(row, s, nr);
+                // σ a row at a time: one inlined copy of `activate` for all rows.
+                for i in 0..mr_eff {
                     let dp = d.ptr.add((i0 + i) * d.rs + j0);
-                    crate::kernels::body::activate::<T, V>(act, s, c_at!(i), dp, nr_eff);
+                    crate::kernels::body::activate::<T, V>(
+                        act,
+                        s.add(i * nr),
+                        c_at!(i),
+                        dp,
+                        nr_eff,
+                    );
+                }
+            }
+            Epilogue::Hadamard { d } if last && c.cs == 1 && d.cs == 1 => {
+                for i in 0..mr_eff {
+                    let mut x = row!(i);
+                    let dv = load_row::<T, V, NV>(d.ptr.add((i0 + i) * d.rs + j0), nr_eff);
+                    for v in 0..NV {
+                        x[v] = x[v].mul(dv[v]);
+                    }
+                    store_row::<T, V, NV>(&x, c_at!(i), nr_eff);
                 }
             }
             Epilogue::Hadamard { d } if last => {
-                if c.cs == 1 && d.cs == 1 {
-                    for (i, row) in acc.iter_mut().enumerate().take(mr_eff) {
-                        let dv = load_row::<T, V, NV>(d.ptr.add((i0 + i) * d.rs + j0), nr_eff);
-                        for v in 0..NV {
-                            row[v] = row[v].mul(dv[v]);
-                        }
-                        store_row::<T, V, NV>(row, c_at!(i), nr_eff);
-                    }
-                } else {
-                    let mut scratch = [MaybeUninit::<T>::uninit(); MAX_TILE];
-                    let s = scratch.as_mut_ptr().cast::<T>();
-                    for (i, row) in acc.iter().enumerate() {
-                        store_row::<T, V, NV>(row, s.add(i * nr), nr);
-                    }
-                    // Columns outer: with C transposed (rs = 1) each column is a contiguous
-                    // run of C, and of D̂.
-                    for jj in 0..nr_eff {
-                        for i in 0..mr_eff {
-                            let dx = *d.ptr.add((i0 + i) * d.rs + (j0 + jj) * d.cs);
-                            *c.ptr.add((i0 + i) * c.rs + (j0 + jj) * c.cs) =
-                                *s.add(i * nr + jj) * dx;
-                        }
+                // Columns outer: with C transposed (rs = 1) each column is a contiguous run
+                // of C, and of D̂.
+                for jj in 0..nr_eff {
+                    for i in 0..mr_eff {
+                        let dx = *d.ptr.add((i0 + i) * d.rs + (j0 + jj) * d.cs);
+                        *c.ptr.add((i0 + i) * c.rs + (j0 + jj) * c.cs) = *s.add(i * nr + jj) * dx;
                     }
                 }
             }
             Epilogue::BiasActivate { .. } | Epilogue::Hadamard { .. } => {
-                store_tile::<T, V, MR, NV>(&acc, c, i0, mr_eff, j0, nr_eff);
+                // A partial sum, for the next k-block.
+                if c.cs == 1 {
+                    for i in 0..mr_eff {
+                        store_row::<T, V, NV>(&row!(i), c_at!(i), nr_eff);
+                    }
+                } else {
+                    for jj in 0..nr_eff {
+                        for i in 0..mr_eff {
+                            *c.ptr.add((i0 + i) * c.rs + (j0 + jj) * c.cs) = *s.add(i * nr + jj);
+                        }
+                    }
+                }
             }
-            Epilogue::Scale { s, beta } => {
-                let sv = V::splat(s);
+            Epilogue::Scale { s: scale, beta } => {
+                let sv = V::splat(scale);
                 let beta = if first { beta } else { T::ONE };
-                for (i, row) in acc.iter_mut().enumerate().take(mr_eff) {
+                let bv = V::splat(beta);
+                for i in 0..mr_eff {
                     let p = c_at!(i);
+                    let mut x = row!(i);
                     if beta == T::ZERO {
-                        for x in row.iter_mut() {
-                            *x = sv.mul(*x);
+                        for v in 0..NV {
+                            x[v] = sv.mul(x[v]);
                         }
                     } else {
                         let mut cv = load_row::<T, V, NV>(p, nr_eff);
                         if beta != T::ONE {
-                            let bv = V::splat(beta);
-                            for x in cv.iter_mut() {
-                                *x = bv.mul(*x);
+                            for y in cv.iter_mut() {
+                                *y = bv.mul(*y);
                             }
                         }
                         for v in 0..NV {
-                            row[v] = sv.mul_add(row[v], cv[v]);
+                            x[v] = sv.mul_add(x[v], cv[v]);
                         }
                     }
-                    store_row::<T, V, NV>(row, p, nr_eff);
+                    store_row::<T, V, NV>(&x, p, nr_eff);
                 }
             }
         }
@@ -631,72 +653,46 @@ unsafe fn microkernel<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>
     acc
 }
 
-/// Loads rows `< mr_eff` of a C tile (any strides) into the accumulators.
+/// Rows `< mr_eff` of a C tile (any strides) as accumulators, the other rows 0.
 ///
 /// # Safety
 /// The tile's `mr_eff × nr_eff` elements of C are readable; the CPU supports `V`'s level.
 #[inline(always)]
 unsafe fn load_tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
-    acc: &mut [[V; NV]; MR],
     c: Output<T>,
     i0: usize,
     mr_eff: usize,
     j0: usize,
     nr_eff: usize,
-) {
+) -> [[V; NV]; MR] {
     // SAFETY: only elements of the tile are read.
     unsafe {
+        let zero = splat::<T, V>(0.0);
+        let mut acc = [[zero; NV]; MR];
         if c.cs == 1 {
-            for (i, row) in acc.iter_mut().enumerate().take(mr_eff) {
-                *row = load_row::<T, V, NV>(c.ptr.add((i0 + i) * c.rs + j0), nr_eff);
-            }
-        } else {
-            let nr = NV * V::LANES;
-            let mut scratch = [T::ZERO; MAX_TILE];
-            for jj in 0..nr_eff {
-                for i in 0..mr_eff {
-                    scratch[i * nr + jj] = *c.ptr.add((i0 + i) * c.rs + (j0 + jj) * c.cs);
+            for (i, row) in acc.iter_mut().enumerate() {
+                if i < mr_eff {
+                    *row = load_row::<T, V, NV>(c.ptr.add((i0 + i) * c.rs + j0), nr_eff);
                 }
             }
-            for (i, row) in acc.iter_mut().enumerate().take(mr_eff) {
-                *row = load_row::<T, V, NV>(scratch.as_ptr().add(i * nr), nr);
-            }
-        }
-    }
-}
-
-/// Stores rows `< mr_eff` of the accumulators to a C tile (any strides).
-///
-/// # Safety
-/// The tile's `mr_eff × nr_eff` elements of C are writable; the CPU supports `V`'s level.
-#[inline(always)]
-unsafe fn store_tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
-    acc: &[[V; NV]; MR],
-    c: Output<T>,
-    i0: usize,
-    mr_eff: usize,
-    j0: usize,
-    nr_eff: usize,
-) {
-    // SAFETY: only elements of the tile are written.
-    unsafe {
-        if c.cs == 1 {
-            for (i, row) in acc.iter().enumerate().take(mr_eff) {
-                store_row::<T, V, NV>(row, c.ptr.add((i0 + i) * c.rs + j0), nr_eff);
-            }
         } else {
+            // Gathered through a stack tile; only its first nr_eff columns of the first
+            // mr_eff rows are read back.
             let nr = NV * V::LANES;
             let mut scratch = [MaybeUninit::<T>::uninit(); MAX_TILE];
             let s = scratch.as_mut_ptr().cast::<T>();
-            for (i, row) in acc.iter().enumerate() {
-                store_row::<T, V, NV>(row, s.add(i * nr), nr);
-            }
             for jj in 0..nr_eff {
                 for i in 0..mr_eff {
-                    *c.ptr.add((i0 + i) * c.rs + (j0 + jj) * c.cs) = *s.add(i * nr + jj);
+                    *s.add(i * nr + jj) = *c.ptr.add((i0 + i) * c.rs + (j0 + jj) * c.cs);
+                }
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                if i < mr_eff {
+                    *row = load_row::<T, V, NV>(s.add(i * nr), nr_eff);
                 }
             }
         }
+        acc
     }
 }
 
