@@ -837,12 +837,15 @@ fn all_outputs<T: Float>(
     })
 }
 
-/// Shapes above `PAR_MIN_FLOPS` that split by columns, by rows (few columns), and both.
+/// Shapes above `PAR_MIN_FLOPS` that split by columns, by rows (few columns), and both; with
+/// L = 40 a split leaves a block of 8 columns, which runs one-vector tiles where one thread
+/// runs two-vector tiles over all 40; and one shape below the threshold.
 #[cfg(feature = "rayon")]
-const THREAD_SHAPES: [(usize, usize, usize); 4] = [
+const THREAD_SHAPES: [(usize, usize, usize); 5] = [
     (256, 784, 256),
     (256, 1024, 10),
     (33, 1000, 129),
+    (256, 512, 40),
     (256, 64, 32),
 ];
 

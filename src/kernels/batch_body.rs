@@ -104,9 +104,9 @@ pub(crate) struct Gemm<T> {
 /// The tile shape of a level: MR rows × NV vectors, and KC values of k per packed panel.
 ///
 /// # Safety
-/// `gemm` must be `gemm_tiled::<T, Self, MR, NV, KC>` with MR ≤ 12, NV · LANES ≤ 32 and
-/// KC · NV · LANES · size_of::<T>() ≤ [`PACK_BYTES`]; `batch.rs` sizes its thread partitions
-/// from `MR` and `NR`.
+/// `gemm` must be `gemm_tiled::<T, Self, MR, NV, KC>` (NV = NR / LANES, or 1) with MR ≤ 12,
+/// NV · LANES ≤ 32 and KC · NV · LANES · size_of::<T>() ≤ [`PACK_BYTES`]; `batch.rs` sizes
+/// its thread partitions from `MR` and `NR`.
 pub(crate) unsafe trait Tiling<T: Scalar>: Vector<T> {
     /// Rows of a tile.
     const MR: usize;
@@ -152,8 +152,16 @@ macro_rules! tiling {
             const KC: usize = $kc;
             #[inline(always)]
             unsafe fn gemm(g: &Gemm<$t>, rows: Range<usize>, cols: Range<usize>) {
-                // SAFETY: forwarded.
-                unsafe { gemm_tiled::<$t, $v, $mr, $nv, $kc>(g, rows, cols) }
+                // SAFETY: forwarded. A block no wider than one vector (an output layer of
+                // 10) runs one-vector tiles: same KC, so the same bits, in a third of the
+                // lanes the two-vector tile would waste.
+                unsafe {
+                    if $nv > 1 && cols.len() <= <$v as Vector<$t>>::LANES {
+                        gemm_tiled::<$t, $v, $mr, 1, $kc>(g, rows, cols)
+                    } else {
+                        gemm_tiled::<$t, $v, $mr, $nv, $kc>(g, rows, cols)
+                    }
+                }
             }
             $(
                 #[inline(always)]
@@ -311,8 +319,10 @@ unsafe fn pack_b<T: Scalar, V: Tiling<T>, const NV: usize>(
                 src = src.add(b.rs);
                 dst = dst.add(nr);
             }
-        } else {
+        } else if nr == V::NR {
             V::pack_transposed(b, k0, kc, j0, nr_eff, buf);
+        } else {
+            gather(b, k0, kc, j0, nr_eff, nr, buf);
         }
     }
 }
@@ -374,7 +384,6 @@ pub(crate) unsafe fn gemm_tiled<
     cols: Range<usize>,
 ) {
     let nr = NV * V::LANES;
-    debug_assert_eq!(nr, V::NR);
     assert!(MR * nr <= MAX_TILE && nr <= MAX_NR && KC * nr * size_of::<T>() <= PACK_BYTES);
     if rows.is_empty() || cols.is_empty() {
         return;
