@@ -852,6 +852,9 @@ const THREAD_SHAPES: [(usize, usize, usize); 5] = [
 #[cfg(feature = "rayon")]
 fn same_bits_on_any_thread_count<T: Float>() {
     const { assert!(2 * 256 * 784 * 256 >= kernels::PAR_MIN_FLOPS) };
+    // A 64-32-10 network's GEMMs stay on one thread up to B = 256 (it must never get slower
+    // with more threads).
+    const { assert!(2 * 256 * 64 * 32 < kernels::PAR_MIN_FLOPS) };
     for ks in kernel_sets() {
         for (bsz, h, l) in THREAD_SHAPES {
             let one = all_outputs::<T>(ks, bsz, h, l, 1);
