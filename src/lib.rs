@@ -20,7 +20,7 @@
 //! | α | `alpha` | [`kernels::rank1_update`]: W ← W − α â δᵀ |
 //! | | | [`kernels::backward_update`]: both, reading W once |
 //!
-//! Every kernel has a naive twin with the same signature in [`reference`], public so that
+//! Every kernel has a naive twin with the same signature in [`reference`](mod@reference), public so that
 //! crates embedding these kernels can test against it.
 //!
 //! # SIMD dispatch

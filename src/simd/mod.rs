@@ -1,7 +1,7 @@
 //! SIMD levels, their runtime detection, and the vector abstraction the kernels are written
 //! against.
 //!
-//! Every kernel is written once, generic over [`Vector`], and instantiated per level inside a
+//! Every kernel is written once, generic over `Vector`, and instantiated per level inside a
 //! function compiled with that level's `#[target_feature]`s (see `kernels::table`). Which
 //! instantiation runs is decided once per process: the first call to [`active`] reads
 //! `DELTAPROP_SIMD`, checks the CPU's features and caches the answer in an atomic, so each
