@@ -16,9 +16,10 @@
 //! The GEMM is this crate's own (see `batch_body.rs`): one packed B panel of at most 16–32
 //! KiB on the stack, A read in place, a register tile of MR × NR outputs per level, and the
 //! epilogue (bias + σ + σ', ⊙ D̂, or the β/s accumulate) applied to each tile right after its
-//! last FMA. Transposes (Âᵀ, Wᵀ, Δᵀ) are strides, never copies. It allocates nothing;
-//! `matrixmultiply` (which allocates its packing buffers on every call) is the speed
-//! reference in `benches/batch.rs`. A batch of one never goes through the GEMM: it runs the
+//! last FMA. Transposes (Âᵀ, Wᵀ, Δᵀ) are strides, never copies. It allocates nothing: its
+//! only scratch is about 40 KiB of stack per call (or per rayon task). `matrixmultiply`,
+//! which allocates its packing buffers on every call, is the speed reference in
+//! `benches/batch.rs`. A batch of one never goes through the GEMM: it runs the
 //! per-sample kernels ([`affine`](super::affine) + [`activate`](super::activate),
 //! [`backward`](super::backward), [`rank1_update`](super::rank1_update)) and gives their bits.
 //!
