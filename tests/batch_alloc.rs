@@ -12,7 +12,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use deltaprop::kernels::{self, KernelSet};
+use deltaprop::kernels::KernelSet;
 use deltaprop::{Activation, Matrix, simd};
 
 struct Counting;
@@ -220,7 +220,7 @@ fn threaded(cases: &mut [Case], single: impl FnOnce(&mut [Case]) + Send) {
     let calls = 200;
     let n = count(|| {
         for _ in 0..calls {
-            kernels::batch_forward(
+            deltaprop::kernels::batch_forward(
                 Activation::Identity,
                 big.w.as_ref(),
                 &big.b,

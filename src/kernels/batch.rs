@@ -38,8 +38,6 @@
 //! nothing (but `batch_gradient` with B = 0 still scales: G ← β G, g_b ← β g_b, the empty
 //! sum being 0); H = 0 gives N = 1bᵀ and Δ̂ empty; L = 0 gives N, Δ empty and Δ̂ = 0 ⊙ D̂.
 
-use std::ops::Range;
-
 use super::KernelSet;
 use super::batch_body::{BatchTable, Epilogue, Gemm, Operand, Output};
 use super::table;
@@ -59,21 +57,26 @@ use crate::scalar::Scalar;
 /// MFLOP) already gains.
 pub const PAR_MIN_FLOPS: usize = 2_000_000;
 
+#[cfg(feature = "rayon")]
 /// Flops per parallel task, roughly (tasks are whole tiles; their count is a function of the
 /// shape only).
 const TASK_FLOPS: usize = 2_000_000;
 
+#[cfg(feature = "rayon")]
 /// At most this many parallel tasks per GEMM: enough to balance a few cores, few enough that
 /// each task's fixed costs (its packed panels, one rayon job) stay small.
 const MAX_TASKS: usize = 16;
 
+#[cfg(feature = "rayon")]
 /// At most this many row groups per column panel: each row group packs the panel's B again.
 const MAX_ROW_GROUPS: usize = 4;
 
+#[cfg(feature = "rayon")]
 /// `apply_gradient` splits W into row blocks across threads from this many elements on
 /// (measured on 2 cores: ×1.0 at 32 K elements, ×1.5 at 128 K, ×1.7–1.9 from 200 K).
 const PAR_MIN_ELEMS: usize = 1 << 17;
 
+#[cfg(feature = "rayon")]
 /// Rows per parallel block of `apply_gradient`.
 const APPLY_ROWS: usize = 64;
 
@@ -230,6 +233,7 @@ fn run_gemm<T: Scalar>(bt: &BatchTable<T>, g: &Gemm<T>) {
     unsafe { (bt.gemm)(g, 0..g.m, 0..g.n) }
 }
 
+#[cfg(feature = "rayon")]
 /// The fixed blocks of an m × n output, a function of the shape alone: `tasks` column groups
 /// of whole NR panels, or, when there are fewer panels than tasks, every panel its own group,
 /// split into at most [`MAX_ROW_GROUPS`] row groups of whole MR tiles (each row group packs
@@ -249,8 +253,9 @@ fn partition(m: usize, n: usize, mr: usize, nr: usize, flops: usize) -> (usize, 
     }
 }
 
+#[cfg(feature = "rayon")]
 /// Block `i` of `groups` over `units` units of `size` elements, clipped to `len`.
-fn group(i: usize, groups: usize, units: usize, size: usize, len: usize) -> Range<usize> {
+fn group(i: usize, groups: usize, units: usize, size: usize, len: usize) -> std::ops::Range<usize> {
     let lo = (i * units / groups * size).min(len);
     let hi = ((i + 1) * units / groups * size).min(len);
     lo..hi

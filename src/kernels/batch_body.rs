@@ -868,8 +868,10 @@ pub(crate) unsafe fn activate_in_place<T: Scalar, V: Vector<T>>(
 /// The minibatch entry points of one level for `T` (see `batch.rs` for their contracts).
 pub(crate) struct BatchTable<T> {
     /// Rows of a GEMM tile (partitions are multiples of it).
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     pub(crate) mr: usize,
     /// Columns of a GEMM tile.
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     pub(crate) nr: usize,
     /// Values of k per packed panel.
     pub(crate) kc: usize,
