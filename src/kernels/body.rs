@@ -252,6 +252,79 @@ unsafe fn row_dot<T: Scalar, V: Vector<T>, const UPDATE: bool>(
     }
 }
 
+/// `row_dot` for two rows at once, sharing every load of δ between them. Each row's
+/// accumulators see the same operations in the same order as in `row_dot`, so the results
+/// are bit for bit those of two `row_dot` calls.
+///
+/// # Safety
+/// As `row_dot`, for both rows.
+#[inline(always)]
+unsafe fn row_dot2<T: Scalar, V: Vector<T>, const UPDATE: bool>(
+    rows: [*mut T; 2],
+    delta: *const T,
+    l: usize,
+    s: [V; 2],
+) -> [V; 2] {
+    // SAFETY: every vector read or written lies below l in one of the two rows.
+    unsafe {
+        let zero = splat::<T, V>(0.0);
+        let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
+        let (mut b0, mut b1, mut b2, mut b3) = (zero, zero, zero, zero);
+        macro_rules! step {
+            ($acc:ident, $bcc:ident, $c:expr) => {{
+                let c = $c;
+                let dv = V::load(delta.add(c));
+                let wv = V::load(rows[0].add(c));
+                let xv = V::load(rows[1].add(c));
+                $acc = wv.mul_add(dv, $acc);
+                $bcc = xv.mul_add(dv, $bcc);
+                if UPDATE {
+                    s[0].neg_mul_add(dv, wv).store(rows[0].add(c));
+                    s[1].neg_mul_add(dv, xv).store(rows[1].add(c));
+                }
+            }};
+        }
+        let full = l / V::LANES;
+        let mut j = 0;
+        while j + DOT_ACCS <= full {
+            step!(a0, b0, j * V::LANES);
+            step!(a1, b1, (j + 1) * V::LANES);
+            step!(a2, b2, (j + 2) * V::LANES);
+            step!(a3, b3, (j + 3) * V::LANES);
+            j += DOT_ACCS;
+        }
+        if j < full {
+            step!(a0, b0, j * V::LANES);
+            j += 1;
+        }
+        if j < full {
+            step!(a1, b1, j * V::LANES);
+            j += 1;
+        }
+        if j < full {
+            step!(a2, b2, j * V::LANES);
+        }
+        let rest = l - full * V::LANES;
+        if rest > 0 {
+            let c = full * V::LANES;
+            let dv = V::load_partial(delta.add(c), rest);
+            let wv = V::load_partial(rows[0].add(c), rest);
+            let xv = V::load_partial(rows[1].add(c), rest);
+            match full % DOT_ACCS {
+                0 => (a0, b0) = (wv.mul_add(dv, a0), xv.mul_add(dv, b0)),
+                1 => (a1, b1) = (wv.mul_add(dv, a1), xv.mul_add(dv, b1)),
+                2 => (a2, b2) = (wv.mul_add(dv, a2), xv.mul_add(dv, b2)),
+                _ => (a3, b3) = (wv.mul_add(dv, a3), xv.mul_add(dv, b3)),
+            }
+            if UPDATE {
+                s[0].neg_mul_add(dv, wv).store_partial(rows[0].add(c), rest);
+                s[1].neg_mul_add(dv, xv).store_partial(rows[1].add(c), rest);
+            }
+        }
+        [a0.add(a1).add(a2.add(a3)), b0.add(b1).add(b2.add(b3))]
+    }
+}
+
 /// δ̂_r = d_r · (row r of W · δ) for all rows, four rows per horizontal reduction (rows past
 /// h padded with zero vectors, so every row is summed the same way). With `UPDATE`, each
 /// row also gets W_r ← W_r − (α â_r)·δ from the same loads.
@@ -341,9 +414,25 @@ unsafe fn backward_rows<T: Scalar, V: Vector<T>, const UPDATE: bool>(
                 row_dot::<T, V, UPDATE>(w.add(r * rs), delta, l, s)
             }};
         }
+        macro_rules! row_pair {
+            ($r:expr) => {{
+                let r = $r;
+                let s = if UPDATE {
+                    [
+                        V::splat(alpha * *a_prev.add(r)),
+                        V::splat(alpha * *a_prev.add(r + 1)),
+                    ]
+                } else {
+                    [zero; 2]
+                };
+                row_dot2::<T, V, UPDATE>([w.add(r * rs), w.add((r + 1) * rs)], delta, l, s)
+            }};
+        }
         let mut r = 0;
         while r + 4 <= h {
-            let sums = V::reduce4([row!(r), row!(r + 1), row!(r + 2), row!(r + 3)]);
+            let [v0, v1] = row_pair!(r);
+            let [v2, v3] = row_pair!(r + 2);
+            let sums = V::reduce4([v0, v1, v2, v3]);
             for (i, sum) in sums.into_iter().enumerate() {
                 *delta_prev.add(r + i) = *d_prev.add(r + i) * sum;
             }
