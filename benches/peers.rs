@@ -603,8 +603,8 @@ fn setup(_: &mut Criterion) {
     for var in ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"] {
         if let Ok(v) = std::env::var(var) {
             eprintln!(
-                "peers bench: WARNING: {var}={v} is set and may force a slower OpenBLAS kernel; \
-                 rerun under `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`"
+                "peers bench: {var}={v} is set: OpenBLAS runs the kernels it names (unset it, \
+                 `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`, unless that is intended)"
             );
         }
     }

@@ -26,6 +26,8 @@ W_KERNELS = ["affine", "backward", "rank1_update", "backward_update"]
 LEVELS = ["portable", "avx2", "avx512", "neon"]  # worst first
 ACTIVATIONS = ["Sigmoid", "Tanh", "Relu", "Gelu", "Softplus"]
 ACT_LENS = ["4096", "1048576"]
+# First components of the group names this script reads.
+OURS = set(W_KERNELS) | {"activate", "peers"}
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 
 
@@ -47,8 +49,11 @@ def load(root):
             rate, unit = thr["Elements"] / ns, "Gelem/s"
         else:
             continue
+        group = b["group_id"]
+        if group.split("/")[0] not in OURS:
+            continue  # another bench's results (batch, training, ...)
         param = b.get("value_str") or b.get("function_id")
-        out.setdefault(b["group_id"], {})[param] = (rate, unit)
+        out.setdefault(group, {})[param] = (rate, unit)
         times.append(est_path.stat().st_mtime)
     return out, times
 
