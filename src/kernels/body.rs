@@ -347,6 +347,15 @@ unsafe fn backward_rows<T: Scalar, V: Vector<T>, const UPDATE: bool>(
     // SAFETY: rows r < h only; see the contract.
     unsafe {
         let zero = splat::<T, V>(0.0);
+        // δ̂ for rows r..r + k (k ≤ 4) from their four row vectors, one shared reduction.
+        macro_rules! finish {
+            ($r:expr, $v:expr, $k:expr) => {{
+                let r = $r;
+                for (i, sum) in V::reduce4($v).into_iter().enumerate().take($k) {
+                    *delta_prev.add(r + i) = *d_prev.add(r + i) * sum;
+                }
+            }};
+        }
         if l <= 2 * V::LANES {
             // Narrow layers (an output layer of 10): a row is one or two vectors, δ stays in
             // registers, and the row's dot product is one or two multiplies, added as the
@@ -384,20 +393,14 @@ unsafe fn backward_rows<T: Scalar, V: Vector<T>, const UPDATE: bool>(
                     narrow_row!(r + 2),
                     narrow_row!(r + 3),
                 ];
-                let sums = V::reduce4(v);
-                for (i, sum) in sums.into_iter().enumerate() {
-                    *delta_prev.add(r + i) = *d_prev.add(r + i) * sum;
-                }
+                finish!(r, v, 4);
                 r += 4;
             }
             if r < h {
                 let k = h - r;
                 let v1 = if k > 1 { narrow_row!(r + 1) } else { zero };
                 let v2 = if k > 2 { narrow_row!(r + 2) } else { zero };
-                let sums = V::reduce4([narrow_row!(r), v1, v2, zero]);
-                for (i, sum) in sums.into_iter().enumerate().take(k) {
-                    *delta_prev.add(r + i) = *d_prev.add(r + i) * sum;
-                }
+                finish!(r, [narrow_row!(r), v1, v2, zero], k);
             }
             return;
         }
@@ -432,20 +435,14 @@ unsafe fn backward_rows<T: Scalar, V: Vector<T>, const UPDATE: bool>(
         while r + 4 <= h {
             let [v0, v1] = row_pair!(r);
             let [v2, v3] = row_pair!(r + 2);
-            let sums = V::reduce4([v0, v1, v2, v3]);
-            for (i, sum) in sums.into_iter().enumerate() {
-                *delta_prev.add(r + i) = *d_prev.add(r + i) * sum;
-            }
+            finish!(r, [v0, v1, v2, v3], 4);
             r += 4;
         }
         if r < h {
             let k = h - r;
             let v1 = if k > 1 { row!(r + 1) } else { zero };
             let v2 = if k > 2 { row!(r + 2) } else { zero };
-            let sums = V::reduce4([row!(r), v1, v2, zero]);
-            for (i, sum) in sums.into_iter().enumerate().take(k) {
-                *delta_prev.add(r + i) = *d_prev.add(r + i) * sum;
-            }
+            finish!(r, [row!(r), v1, v2, zero], k);
         }
     }
 }
