@@ -368,17 +368,20 @@ unsafe fn backward_rows<T: Scalar, V: Vector<T>, const UPDATE: bool>(
                 ($r:expr) => {{
                     let r = $r;
                     let p = w.add(r * rs);
+                    let s = if UPDATE {
+                        V::splat(alpha * *a_prev.add(r))
+                    } else {
+                        zero
+                    };
                     let wv0 = V::load_partial(p, k0);
                     let mut dot = wv0.mul_add(dv0, zero);
                     if UPDATE {
-                        let s = V::splat(alpha * *a_prev.add(r));
                         s.neg_mul_add(dv0, wv0).store_partial(p, k0);
                     }
                     if k1 > 0 {
                         let wv1 = V::load_partial(p.add(k0), k1);
                         dot = dot.add(wv1.mul_add(dv1, zero));
                         if UPDATE {
-                            let s = V::splat(alpha * *a_prev.add(r));
                             s.neg_mul_add(dv1, wv1).store_partial(p.add(k0), k1);
                         }
                     }
