@@ -50,6 +50,8 @@ use deltaprop::simd::{self, Level};
 use deltaprop::{MatMut, MatRef, ROW_ALIGN, Scalar};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, ColMut, ColRef, Par, RowRef};
+use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, ShapeBuilder};
 
 use common::{Rng, SHAPES, configure_group, read_bytes, read_write_bytes};
 
@@ -64,7 +66,7 @@ unsafe extern "C" {
 }
 
 /// The BLAS-2 calls of one element type, on a row-major W with leading dimension `lda`.
-trait Blas: Scalar + faer::traits::ComplexField {
+trait Blas: Scalar + faer::traits::ComplexField + ndarray::LinalgScalar {
     /// y = β y + Wᵀ x (trans) or y = β y + W x (no trans).
     #[allow(clippy::too_many_arguments)]
     unsafe fn gemv(
@@ -88,10 +90,34 @@ trait Blas: Scalar + faer::traits::ComplexField {
         w: *mut Self,
         lda: usize,
     );
+    /// C = alpha op(A) op(B) + beta C, all row-major: `mnk` = (m, n, k), op(A) is m × k,
+    /// op(B) k × n.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        ta: bool,
+        tb: bool,
+        mnk: (usize, usize, usize),
+        alpha: Self,
+        a: (*const Self, usize),
+        b: (*const Self, usize),
+        beta: Self,
+        c: (*mut Self, usize),
+    );
+    /// matrixmultiply's GEMM: C = alpha A B + beta C, `mkn` = (m, k, n), with general strides
+    /// (pointer, row stride, column stride).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn mm_gemm(
+        mkn: (usize, usize, usize),
+        alpha: Self,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        beta: Self,
+        c: (*mut Self, isize, isize),
+    );
 }
 
 macro_rules! impl_blas {
-    ($t:ty, $gemv:ident, $ger:ident) => {
+    ($t:ty, $gemv:ident, $ger:ident, $gemm:ident, $mm:ident) => {
         impl Blas for $t {
             unsafe fn gemv(
                 trans: bool,
@@ -153,11 +179,64 @@ macro_rules! impl_blas {
                     )
                 }
             }
+            unsafe fn gemm(
+                ta: bool,
+                tb: bool,
+                (m, n, k): (usize, usize, usize),
+                alpha: $t,
+                a: (*const $t, usize),
+                b: (*const $t, usize),
+                beta: $t,
+                c: (*mut $t, usize),
+            ) {
+                let t = |x: bool| {
+                    if x {
+                        CBLAS_TRANSPOSE::CblasTrans
+                    } else {
+                        CBLAS_TRANSPOSE::CblasNoTrans
+                    }
+                };
+                // SAFETY: the caller passes row-major A, B, C whose leading dimensions and
+                // shapes (after the transpositions) agree with m, n, k.
+                unsafe {
+                    cblas_sys::$gemm(
+                        CBLAS_LAYOUT::CblasRowMajor,
+                        t(ta),
+                        t(tb),
+                        m as c_int,
+                        n as c_int,
+                        k as c_int,
+                        alpha,
+                        a.0,
+                        a.1 as c_int,
+                        b.0,
+                        b.1 as c_int,
+                        beta,
+                        c.0,
+                        c.1 as c_int,
+                    )
+                }
+            }
+            unsafe fn mm_gemm(
+                (m, k, n): (usize, usize, usize),
+                alpha: $t,
+                a: (*const $t, isize, isize),
+                b: (*const $t, isize, isize),
+                beta: $t,
+                c: (*mut $t, isize, isize),
+            ) {
+                // SAFETY: the caller passes views whose strides and shapes match m, k, n.
+                unsafe {
+                    matrixmultiply::$mm(
+                        m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
+                    )
+                }
+            }
         }
     };
 }
-impl_blas!(f32, cblas_sgemv, cblas_sger);
-impl_blas!(f64, cblas_dgemv, cblas_dger);
+impl_blas!(f32, cblas_sgemv, cblas_sger, cblas_sgemm, sgemm);
+impl_blas!(f64, cblas_dgemv, cblas_dger, cblas_dgemm, dgemm);
 
 /// One layer's inputs with W in a 64-byte-aligned buffer whose stride is padded as
 /// `deltaprop::Matrix` pads it, so that every library reads the very same memory.
@@ -380,6 +459,89 @@ fn faer_rank1<T: Blas>(x: &mut Layer<T>) {
     );
 }
 
+fn nd_w<T: Blas>(w: &[T], h: usize, l: usize, stride: usize) -> ArrayView2<'_, T> {
+    ArrayView2::from_shape((h, l).strides((stride, 1)), w).expect("a valid ndarray view")
+}
+
+fn nd_w_mut<T: Blas>(w: &mut [T], h: usize, l: usize, stride: usize) -> ArrayViewMut2<'_, T> {
+    ArrayViewMut2::from_shape((h, l).strides((stride, 1)), w).expect("a valid ndarray view")
+}
+
+/// ndarray as a user would call it without allocating: `general_mat_vec_mul` with Wᵀ.
+fn ndarray_affine<T: Blas>(x: &mut Layer<T>) {
+    x.n.copy_from_slice(black_box(&x.b));
+    let w = nd_w(&x.w, x.h, x.l, x.stride);
+    let a = ArrayView1::from(black_box(&x.a_prev[..]));
+    let mut n = ArrayViewMut1::from(&mut x.n[..]);
+    general_mat_vec_mul(T::ONE, &w.t(), &a, T::ONE, &mut n);
+}
+
+fn ndarray_backward<T: Blas>(x: &mut Layer<T>) {
+    let w = nd_w(&x.w, x.h, x.l, x.stride);
+    let delta = ArrayView1::from(black_box(&x.delta[..]));
+    let mut out = ArrayViewMut1::from(&mut x.delta_prev[..]);
+    general_mat_vec_mul(T::ONE, &w, &delta, T::ZERO, &mut out);
+    out *= &ArrayView1::from(black_box(&x.d_prev[..]));
+}
+
+/// ndarray has no GER without a BLAS backend: one `scaled_add` per row.
+fn ndarray_rank1<T: Blas>(x: &mut Layer<T>) {
+    let (h, l, stride) = (x.h, x.l, x.stride);
+    let alpha = black_box(x.alpha);
+    let delta = ArrayView1::from(black_box(&x.delta[..]));
+    let mut w = nd_w_mut(&mut x.w, h, l, stride);
+    for (mut row, &ar) in w.rows_mut().into_iter().zip(black_box(&x.a_prev)) {
+        row.scaled_add(-(alpha * ar), &delta);
+    }
+}
+
+/// matrixmultiply's GEMM with one dimension 1 (it has no GEMV).
+fn mm_affine<T: Blas>(x: &mut Layer<T>) {
+    x.n.copy_from_slice(black_box(&x.b));
+    // SAFETY: â is 1 × h, W h × l at row stride `stride`, n 1 × l.
+    unsafe {
+        T::mm_gemm(
+            (1, x.h, x.l),
+            T::ONE,
+            (black_box(x.a_prev.as_ptr()), x.h as isize, 1),
+            (x.w.as_ptr(), x.stride as isize, 1),
+            T::ONE,
+            (x.n.as_mut_ptr(), x.l as isize, 1),
+        )
+    }
+}
+
+fn mm_backward<T: Blas>(x: &mut Layer<T>) {
+    // SAFETY: W is h × l at row stride `stride`, δ l × 1, δ̂ h × 1.
+    unsafe {
+        T::mm_gemm(
+            (x.h, x.l, 1),
+            T::ONE,
+            (x.w.as_ptr(), x.stride as isize, 1),
+            (black_box(x.delta.as_ptr()), 1, 1),
+            T::ZERO,
+            (x.delta_prev.as_mut_ptr(), 1, 1),
+        )
+    }
+    for (o, &d) in x.delta_prev.iter_mut().zip(black_box(&x.d_prev)) {
+        *o *= d;
+    }
+}
+
+fn mm_rank1<T: Blas>(x: &mut Layer<T>) {
+    // SAFETY: â is h × 1, δ 1 × l, W h × l at row stride `stride`.
+    unsafe {
+        T::mm_gemm(
+            (x.h, 1, x.l),
+            -black_box(x.alpha),
+            (black_box(x.a_prev.as_ptr()), 1, 1),
+            (black_box(x.delta.as_ptr()), x.l as isize, 1),
+            T::ONE,
+            (x.w.as_mut_ptr(), x.stride as isize, 1),
+        )
+    }
+}
+
 fn plain_affine_step<T: Scalar>(x: &mut Layer<T>) {
     plain_affine(
         &x.w,
@@ -478,7 +640,7 @@ type Op<'a, T> = (
     &'a str,
     criterion::Throughput,
     DpStep<T>,
-    [(&'a str, Step<T>); 3],
+    [(&'a str, Step<T>); 5],
 );
 
 fn bench_peers<T: Blas>(c: &mut Criterion) {
@@ -497,6 +659,8 @@ fn bench_peers<T: Blas>(c: &mut Criterion) {
                 [
                     ("openblas", openblas_affine::<T>),
                     ("faer", faer_affine::<T>),
+                    ("ndarray", ndarray_affine::<T>),
+                    ("matrixmultiply", mm_affine::<T>),
                     ("plain", plain_affine_step::<T>),
                 ],
             ),
@@ -507,6 +671,8 @@ fn bench_peers<T: Blas>(c: &mut Criterion) {
                 [
                     ("openblas", openblas_backward::<T>),
                     ("faer", faer_backward::<T>),
+                    ("ndarray", ndarray_backward::<T>),
+                    ("matrixmultiply", mm_backward::<T>),
                     ("plain", plain_backward_step::<T>),
                 ],
             ),
@@ -517,6 +683,8 @@ fn bench_peers<T: Blas>(c: &mut Criterion) {
                 [
                     ("openblas", openblas_rank1::<T>),
                     ("faer", faer_rank1::<T>),
+                    ("ndarray", ndarray_rank1::<T>),
+                    ("matrixmultiply", mm_rank1::<T>),
                     ("plain", plain_rank1_step::<T>),
                 ],
             ),
@@ -532,6 +700,14 @@ fn bench_peers<T: Blas>(c: &mut Criterion) {
                     ("faer-pair", |x| {
                         faer_backward(x);
                         faer_rank1(x);
+                    }),
+                    ("ndarray-pair", |x| {
+                        ndarray_backward(x);
+                        ndarray_rank1(x);
+                    }),
+                    ("matrixmultiply-pair", |x| {
+                        mm_backward(x);
+                        mm_rank1(x);
                     }),
                     ("plain-pair", |x| {
                         plain_backward_step(x);
@@ -584,6 +760,345 @@ fn bench_peers<T: Blas>(c: &mut Criterion) {
     }
 }
 
+// --- minibatch products: deltaprop's batch kernels next to each library's GEMM
+
+/// The W shapes of the minibatch groups (the layers of the training bench's networks).
+const GEMM_SHAPES: [(usize, usize); 4] = [(64, 32), (256, 128), (784, 256), (1024, 1024)];
+const BATCHES: [usize; 3] = [1, 32, 256];
+
+/// A row-major matrix in a 64-byte-aligned buffer, rows padded as `deltaprop::Matrix` pads
+/// them, that every library can view.
+struct Dense<T: Scalar> {
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    data: AVec<T, ConstAlign<ROW_ALIGN>>,
+}
+
+impl<T: Blas> Dense<T> {
+    fn new(rows: usize, cols: usize, rng: &mut Rng, lo: f64, hi: f64) -> Self {
+        let per_line = ROW_ALIGN / std::mem::size_of::<T>();
+        let stride = cols.div_ceil(per_line) * per_line;
+        let data = AVec::from_iter(
+            ROW_ALIGN,
+            (0..rows * stride).map(|i| {
+                if i % stride < cols {
+                    T::from_f64(rng.uniform(lo, hi))
+                } else {
+                    T::ZERO
+                }
+            }),
+        );
+        Dense {
+            rows,
+            cols,
+            stride,
+            data,
+        }
+    }
+    fn dp(&self) -> MatRef<'_, T> {
+        MatRef::from_slice(&self.data, self.rows, self.cols, self.stride).expect("a valid view")
+    }
+    fn dp_mut(&mut self) -> MatMut<'_, T> {
+        MatMut::from_slice(&mut self.data, self.rows, self.cols, self.stride).expect("a valid view")
+    }
+    fn faer(&self) -> faer::MatRef<'_, T> {
+        faer_w(&self.data, self.rows, self.cols, self.stride)
+    }
+    fn faer_mut(&mut self) -> faer::MatMut<'_, T> {
+        faer_w_mut(&mut self.data, self.rows, self.cols, self.stride)
+    }
+    fn nd(&self) -> ArrayView2<'_, T> {
+        nd_w(&self.data, self.rows, self.cols, self.stride)
+    }
+    fn nd_mut(&mut self) -> ArrayViewMut2<'_, T> {
+        nd_w_mut(&mut self.data, self.rows, self.cols, self.stride)
+    }
+    /// (pointer, row stride, column stride), transposed or not, for matrixmultiply.
+    fn mm(&self, transposed: bool) -> (*const T, isize, isize) {
+        let rs = self.stride as isize;
+        let p = self.data.as_ptr();
+        if transposed { (p, 1, rs) } else { (p, rs, 1) }
+    }
+}
+
+fn configure_gemm<M: criterion::measurement::Measurement>(
+    g: &mut criterion::BenchmarkGroup<'_, M>,
+    flops: usize,
+) {
+    g.warm_up_time(std::time::Duration::from_millis(200));
+    g.measurement_time(std::time::Duration::from_millis(600));
+    g.sample_size(20);
+    if flops > 50_000_000 {
+        g.sampling_mode(criterion::SamplingMode::Flat);
+        g.sample_size(10);
+    }
+}
+
+/// Groups `peers/gemm_<forward|backward|update>/<type>/<H>x<L>`, entries `<library>/B=<b>`,
+/// throughput in elements of 2·B·H·L (so "Gelem/s" reads GFLOP/s). deltaprop's side is its
+/// batch kernel, epilogue included (identity activation and bias; ⊙ D̂; the bias column sums);
+/// each peer's is the bare GEMM:
+///
+/// | group | deltaprop | peers |
+/// |---|---|---|
+/// | `gemm_forward` | A, D = σ(ÂW + 1bᵀ), σ'(…) | N = Â W |
+/// | `gemm_backward` | Δ̂ = (Δ Wᵀ) ⊙ D̂ | Δ Wᵀ |
+/// | `gemm_update` | W −= (α/B) ÂᵀΔ, b −= (α/B) Σ Δ | W −= (α/B) ÂᵀΔ |
+fn bench_gemm<T: Blas>(c: &mut Criterion) {
+    let best = KernelSet::new(simd::best()).expect("the best level");
+    let dp_name = format!("deltaprop-{}", best.level());
+    let openblas = format!("openblas-{}", openblas_core().to_lowercase());
+    let alpha = T::from_f64(1e-7);
+    for (h, l) in GEMM_SHAPES {
+        let mut rng = Rng::new(7 ^ ((h as u64) << 32) ^ l as u64);
+        let scale = 1.0 / (h as f64).sqrt();
+        let w0 = Dense::<T>::new(h, l, &mut rng, -scale, scale);
+        let bias: Vec<T> = rng.vec(l, -0.1, 0.1);
+        let flops = |b: usize| 2 * b * h * l;
+        let shape = format!("{}/{h}x{l}", T::NAME);
+
+        let mut g = c.benchmark_group(format!("peers/gemm_forward/{shape}"));
+        configure_gemm(&mut g, flops(256));
+        for bsz in BATCHES {
+            g.throughput(criterion::Throughput::Elements(flops(bsz) as u64));
+            let x = Dense::<T>::new(bsz, h, &mut rng, 0.0, 1.0);
+            let mut a = Dense::<T>::new(bsz, l, &mut rng, 0.0, 0.0);
+            let mut d = Dense::<T>::new(bsz, l, &mut rng, 0.0, 0.0);
+            let id = |lib: &str| BenchmarkId::new(lib, format!("B={bsz}"));
+            g.bench_function(id(&dp_name), |bch| {
+                bch.iter(|| {
+                    best.batch_forward(
+                        deltaprop::Activation::Identity,
+                        black_box(w0.dp()),
+                        black_box(&bias),
+                        black_box(x.dp()),
+                        a.dp_mut(),
+                        d.dp_mut(),
+                    )
+                    .unwrap()
+                })
+            });
+            g.bench_function(id(&openblas), |bch| {
+                bch.iter(|| {
+                    // SAFETY: Â is B × H, W H × L, N B × L, at their strides.
+                    unsafe {
+                        T::gemm(
+                            false,
+                            false,
+                            (bsz, l, h),
+                            T::ONE,
+                            (black_box(x.data.as_ptr()), x.stride),
+                            (w0.data.as_ptr(), w0.stride),
+                            T::ZERO,
+                            (a.data.as_mut_ptr(), a.stride),
+                        )
+                    }
+                })
+            });
+            g.bench_function(id("faer"), |bch| {
+                bch.iter(|| {
+                    matmul(
+                        a.faer_mut(),
+                        Accum::Replace,
+                        black_box(x.faer()),
+                        w0.faer(),
+                        T::ONE,
+                        Par::Seq,
+                    )
+                })
+            });
+            g.bench_function(id("ndarray"), |bch| {
+                bch.iter(|| {
+                    general_mat_mul(
+                        T::ONE,
+                        &black_box(x.nd()),
+                        &w0.nd(),
+                        T::ZERO,
+                        &mut a.nd_mut(),
+                    )
+                })
+            });
+            g.bench_function(id("matrixmultiply"), |bch| {
+                bch.iter(|| {
+                    let ap = a.data.as_mut_ptr();
+                    // SAFETY: Â is B × H, W H × L, N B × L, as the strides say.
+                    unsafe {
+                        T::mm_gemm(
+                            (bsz, h, l),
+                            T::ONE,
+                            black_box(x.mm(false)),
+                            w0.mm(false),
+                            T::ZERO,
+                            (ap, a.stride as isize, 1),
+                        )
+                    }
+                })
+            });
+        }
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("peers/gemm_backward/{shape}"));
+        configure_gemm(&mut g, flops(256));
+        for bsz in BATCHES {
+            g.throughput(criterion::Throughput::Elements(flops(bsz) as u64));
+            let delta = Dense::<T>::new(bsz, l, &mut rng, -0.5, 0.5);
+            let d_prev = Dense::<T>::new(bsz, h, &mut rng, 0.0, 0.25);
+            let mut out = Dense::<T>::new(bsz, h, &mut rng, 0.0, 0.0);
+            let id = |lib: &str| BenchmarkId::new(lib, format!("B={bsz}"));
+            g.bench_function(id(&dp_name), |bch| {
+                bch.iter(|| {
+                    best.batch_backward(
+                        black_box(w0.dp()),
+                        black_box(delta.dp()),
+                        black_box(d_prev.dp()),
+                        out.dp_mut(),
+                    )
+                    .unwrap()
+                })
+            });
+            g.bench_function(id(&openblas), |bch| {
+                bch.iter(|| {
+                    // SAFETY: Δ is B × L, Wᵀ L × H (W transposed), Δ̂ B × H.
+                    unsafe {
+                        T::gemm(
+                            false,
+                            true,
+                            (bsz, h, l),
+                            T::ONE,
+                            (black_box(delta.data.as_ptr()), delta.stride),
+                            (w0.data.as_ptr(), w0.stride),
+                            T::ZERO,
+                            (out.data.as_mut_ptr(), out.stride),
+                        )
+                    }
+                })
+            });
+            g.bench_function(id("faer"), |bch| {
+                bch.iter(|| {
+                    matmul(
+                        out.faer_mut(),
+                        Accum::Replace,
+                        black_box(delta.faer()),
+                        w0.faer().transpose(),
+                        T::ONE,
+                        Par::Seq,
+                    )
+                })
+            });
+            g.bench_function(id("ndarray"), |bch| {
+                bch.iter(|| {
+                    general_mat_mul(
+                        T::ONE,
+                        &black_box(delta.nd()),
+                        &w0.nd().t(),
+                        T::ZERO,
+                        &mut out.nd_mut(),
+                    )
+                })
+            });
+            g.bench_function(id("matrixmultiply"), |bch| {
+                bch.iter(|| {
+                    let op = out.data.as_mut_ptr();
+                    // SAFETY: Δ is B × L, Wᵀ L × H (W by swapped strides), Δ̂ B × H.
+                    unsafe {
+                        T::mm_gemm(
+                            (bsz, l, h),
+                            T::ONE,
+                            black_box(delta.mm(false)),
+                            w0.mm(true),
+                            T::ZERO,
+                            (op, out.stride as isize, 1),
+                        )
+                    }
+                })
+            });
+        }
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("peers/gemm_update/{shape}"));
+        configure_gemm(&mut g, flops(256));
+        for bsz in BATCHES {
+            g.throughput(criterion::Throughput::Elements(flops(bsz) as u64));
+            let x = Dense::<T>::new(bsz, h, &mut rng, 0.0, 1.0);
+            let delta = Dense::<T>::new(bsz, l, &mut rng, -0.5, 0.5);
+            let mut w = Dense::<T>::new(h, l, &mut rng, -scale, scale);
+            let mut b = bias.clone();
+            let s = -alpha / T::from_f64(bsz as f64);
+            let id = |lib: &str| BenchmarkId::new(lib, format!("B={bsz}"));
+            g.bench_function(id(&dp_name), |bch| {
+                bch.iter(|| {
+                    best.batch_update(
+                        w.dp_mut(),
+                        &mut b,
+                        alpha,
+                        black_box(x.dp()),
+                        black_box(delta.dp()),
+                    )
+                    .unwrap()
+                })
+            });
+            g.bench_function(id(&openblas), |bch| {
+                bch.iter(|| {
+                    // SAFETY: Âᵀ is H × B (Â transposed), Δ B × L, W H × L.
+                    unsafe {
+                        T::gemm(
+                            true,
+                            false,
+                            (h, l, bsz),
+                            s,
+                            (black_box(x.data.as_ptr()), x.stride),
+                            (black_box(delta.data.as_ptr()), delta.stride),
+                            T::ONE,
+                            (w.data.as_mut_ptr(), w.stride),
+                        )
+                    }
+                })
+            });
+            g.bench_function(id("faer"), |bch| {
+                bch.iter(|| {
+                    matmul(
+                        w.faer_mut(),
+                        Accum::Add,
+                        black_box(x.faer()).transpose(),
+                        black_box(delta.faer()),
+                        s,
+                        Par::Seq,
+                    )
+                })
+            });
+            g.bench_function(id("ndarray"), |bch| {
+                bch.iter(|| {
+                    general_mat_mul(
+                        s,
+                        &black_box(x.nd()).t(),
+                        &black_box(delta.nd()),
+                        T::ONE,
+                        &mut w.nd_mut(),
+                    )
+                })
+            });
+            g.bench_function(id("matrixmultiply"), |bch| {
+                bch.iter(|| {
+                    let wp = w.data.as_mut_ptr();
+                    // SAFETY: Âᵀ is H × B (Â by swapped strides), Δ B × L, W H × L.
+                    unsafe {
+                        T::mm_gemm(
+                            (h, bsz, l),
+                            s,
+                            black_box(x.mm(true)),
+                            black_box(delta.mm(false)),
+                            T::ONE,
+                            (wp, w.stride as isize, 1),
+                        )
+                    }
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
 fn c_str(p: *const c_char) -> String {
     if p.is_null() {
         return "?".into();
@@ -618,6 +1133,14 @@ fn setup(_: &mut Criterion) {
             c_str(openblas_get_config()),
         )
     };
+    // One thread for deltaprop's batch kernels too (their rayon split stays off), unless
+    // RAYON_NUM_THREADS says otherwise.
+    #[cfg(feature = "rayon")]
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build_global();
+    }
     let levels: Vec<String> = levels().iter().map(|k| k.level().to_string()).collect();
     eprintln!("peers bench: OpenBLAS core {core}, {threads} thread(s), config: {config}");
     eprintln!("peers bench: deltaprop levels {levels:?}, faer Par::Seq");
@@ -626,6 +1149,6 @@ fn setup(_: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = setup, bench_peers::<f32>, bench_peers::<f64>
+    targets = setup, bench_peers::<f32>, bench_peers::<f64>, bench_gemm::<f32>, bench_gemm::<f64>
 }
 criterion_main!(benches);
