@@ -21,10 +21,15 @@
 //! feature, GEMMs of at least [`PAR_MIN_FLOPS`] are split into fixed output blocks on
 //! rayon's pool; every output element is computed the same way whatever its block, so the
 //! bits do not depend on the number of threads.
+//!
+//! # Wide layers on several cores
+//! [`par`] has the four per-sample kernels that read W split into fixed row or column blocks
+//! on rayon's pool once W passes [`par::PAR_MIN_BYTES`]; the network layer uses them.
 
 pub(crate) mod batch;
 pub(crate) mod batch_body;
 pub(crate) mod body;
+pub mod par;
 pub(crate) mod table;
 
 pub use batch::{

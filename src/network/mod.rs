@@ -20,7 +20,7 @@ mod init;
 mod io;
 mod layer;
 mod loss;
-pub(crate) mod par;
+pub(crate) use crate::kernels::par;
 mod train;
 
 use aligned_vec::{AVec, ConstAlign};

@@ -1,12 +1,32 @@
-//! The per-sample kernels on one layer's W, split into FIXED blocks on wide layers and run on
-//! rayon's pool (feature `rayon`) — or one after another without it.
+//! The per-sample kernels for wide layers: W split into FIXED blocks that run on rayon's pool
+//! (feature `rayon`), or one after another without it. Same signatures, same checks and the
+//! same results as the kernels of [`crate::kernels`]; the network layer calls these.
 //!
 //! Whether and how a layer is split depends on its shape alone (never on the number of
 //! threads): rows of W are independent in `backward`, `backward_update` and `rank1_update`,
 //! columns in `affine`, and each kernel's summation order depends only on the shape of the
 //! view it is given. So the result is the same bit for bit on any number of threads, with or
-//! without the `rayon` feature. Below the thresholds a layer is one kernel call: splitting a
-//! 64 × 32 (or even a 784 × 256) layer would only add the cost of waking a thread.
+//! without the `rayon` feature, and equal to the single-call kernel's wherever that kernel's
+//! order does not depend on the width of the view (it does not in `rank1_update`, nor in
+//! `backward` and `backward_update`, whose rows are independent; `affine` by column blocks
+//! is also the same bits, each column's sum running down the rows in one order). Below the
+//! thresholds a layer is one kernel call: splitting a 64 × 32 (or even a 784 × 256) layer
+//! would only add the cost of waking a thread.
+//!
+//! ```
+//! use deltaprop::kernels::par;
+//! use deltaprop::Matrix;
+//!
+//! # fn main() -> Result<(), deltaprop::Error> {
+//! let (h, l) = (1024, 1024); // 4 MiB of f32: split, on as many threads as rayon has
+//! let w = Matrix::<f32>::zeros(h, l);
+//! let (a_prev, b) = (vec![1.0f32; h], vec![0.5f32; l]);
+//! let mut n = vec![0.0f32; l];
+//! par::affine(w.as_ref(), &a_prev, &b, &mut n)?;
+//! assert!(n.iter().all(|&v| v == 0.5));
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::error::Error;
 use crate::kernels;
@@ -14,7 +34,7 @@ use crate::matrix::{MatMut, MatRef};
 use crate::scalar::Scalar;
 
 /// Bytes of W (H · L · size of T) from which a layer's per-sample kernels are split into
-/// blocks: 2 MiB, twice the L2 cache of one core of the 2-core Zen 4 this was measured on.
+/// blocks: 2 MiB, the L2 cache of one core of the 2-core machine this was measured on.
 /// Below it W fits in one core's L2 and a second thread gained nothing (512 × 512 and
 /// 784 × 256 f32: `backward_update` 22.7 vs 23.2 µs and 18.3 vs 18.9 µs on one vs two
 /// threads); above it each core streams its half from its own L2 (1024 × 1024 f32:
@@ -39,8 +59,11 @@ fn split_cols<T>(h: usize, l: usize) -> bool {
     big::<T>(h, l) && l >= 2 * COL_BLOCK
 }
 
-/// n = Wᵀâ + b, by blocks of [`COL_BLOCK`] columns on wide layers.
-pub(crate) fn affine<T: Scalar>(
+/// n = Wᵀâ + b, by blocks of [`COL_BLOCK`] columns on wide layers: [`super::affine`].
+///
+/// # Errors
+/// As [`super::affine`].
+pub fn affine<T: Scalar>(
     w: MatRef<'_, T>,
     a_prev: &[T],
     b: &[T],
@@ -74,8 +97,11 @@ pub(crate) fn affine<T: Scalar>(
     }
 }
 
-/// W ← W − α â δᵀ, by blocks of [`ROW_BLOCK`] rows on wide layers.
-pub(crate) fn rank1_update<T: Scalar>(
+/// W ← W − α â δᵀ, by blocks of [`ROW_BLOCK`] rows on wide layers: [`super::rank1_update`].
+///
+/// # Errors
+/// As [`super::rank1_update`]; nothing is written on an error.
+pub fn rank1_update<T: Scalar>(
     mut w: MatMut<'_, T>,
     alpha: T,
     a_prev: &[T],
@@ -106,8 +132,11 @@ pub(crate) fn rank1_update<T: Scalar>(
     }
 }
 
-/// δ̂ = Â W δ, by blocks of [`ROW_BLOCK`] rows on wide layers.
-pub(crate) fn backward<T: Scalar>(
+/// δ̂ = Â W δ, by blocks of [`ROW_BLOCK`] rows on wide layers: [`super::backward`].
+///
+/// # Errors
+/// As [`super::backward`].
+pub fn backward<T: Scalar>(
     w: MatRef<'_, T>,
     delta: &[T],
     d_prev: &[T],
@@ -140,8 +169,12 @@ pub(crate) fn backward<T: Scalar>(
     }
 }
 
-/// δ̂ = Â W δ and W ← W − α â δᵀ in one pass, by blocks of [`ROW_BLOCK`] rows on wide layers.
-pub(crate) fn backward_update<T: Scalar>(
+/// δ̂ = Â W δ and W ← W − α â δᵀ in one pass, by blocks of [`ROW_BLOCK`] rows on wide layers:
+/// [`super::backward_update`].
+///
+/// # Errors
+/// As [`super::backward_update`]; nothing is written on an error.
+pub fn backward_update<T: Scalar>(
     mut w: MatMut<'_, T>,
     alpha: T,
     a_prev: &[T],
