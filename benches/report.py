@@ -1,23 +1,36 @@
 #!/usr/bin/env python3
-"""Turn criterion's results into BENCHMARKS.md's tables (Python 3, standard library only).
+"""Regenerate BENCHMARKS.md's tables and plots from the measurements (Python 3; the tables need
+the standard library only, the plots matplotlib).
 
-Reads target/criterion/**/new/{benchmark,estimates}.json as written by benches/kernels.rs
-and benches/peers.rs, and prints markdown: per kernel, size and SIMD level in GB/s of W
-traffic (criterion's median) with the ratio to the reference loop; deltaprop against
-OpenBLAS, faer and a plain loop; activate in Gelem/s against a plain std loop; and the
-speed targets of issue 2, each marked met or not met.
+Reads
+- target/criterion/**/new/{benchmark,estimates}.json, as written by benches/kernels.rs,
+  benches/peers.rs, benches/training.rs and benches/scaling.rs (criterion's median);
+- target/roofline.json, as written by `cargo run --release --example roofline`;
+- benches/peers/results/*.json, as written by benches/peers/run.sh (PyTorch, numpy,
+  scikit-learn, FANN);
+- Cargo.lock and the system's package database, for the versions of the Rust and C peers;
+
+and prints markdown: the machine and its limits; per kernel, size and SIMD level in GB/s of W
+traffic with the ratio to the reference loop; per kernel and size deltaprop's GB/s and GFLOP/s
+against the best of OpenBLAS, faer, ndarray, matrixmultiply and a plain loop, with the fraction
+of the roofline that applies (the bandwidth of the cache level W lives in); the minibatch
+products in GFLOP/s against each library's GEMM and the FMA peak; activate against a std loop;
+training samples/s side by side with the end-to-end peers; one thread against two; and the
+speed targets, each marked met or not met.
 
     python3 benches/report.py                        # print the tables
-    python3 benches/report.py --write BENCHMARKS.md  # replace the generated part of the file
+    python3 benches/report.py --write BENCHMARKS.md  # replace the generated part, draw plots/
 
 With --write, everything between the lines `<!-- report:begin -->` and
-`<!-- report:end -->` is replaced; the prose around them is kept.
+`<!-- report:end -->` is replaced; the prose around them is kept; the plots are written to
+plots/*.svg next to the file (skipped, with a note, when matplotlib is missing).
 """
 
 import argparse
 import datetime
 import json
 import pathlib
+import subprocess
 import sys
 
 SHAPES = ["128x10", "64x64", "256x256", "784x256", "1024x1024", "4096x4096"]
@@ -27,7 +40,7 @@ LEVELS = ["portable", "avx2", "avx512", "neon"]  # worst first
 ACTIVATIONS = ["Sigmoid", "Tanh", "Relu", "Gelu", "Softplus"]
 ACT_LENS = ["4096", "1048576"]
 # First components of the group names this script reads.
-OURS = set(W_KERNELS) | {"activate", "peers"}
+OURS = set(W_KERNELS) | {"activate", "peers", "train_sample", "train_batch", "scaling"}
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 
 
@@ -387,22 +400,530 @@ def targets(res):
     )
 
 
-def render(res, times):
+# ---------------------------------------------------------------------------------------------
+# The machine and its limits (target/roofline.json)
+
+
+def load_roofline(path):
+    if not path.exists():
+        return None
+    r = json.loads(path.read_text())
+    caches = {c["level"]: c["size_bytes"] for c in r["machine"]["caches"] if c["type"] != "Instruction"}
+    fma = {
+        (f["isa"], f["type"]): f["gflops_best"] for f in r["fma_peak_one_core"] if "gflops_best" in f
+    }
+    bw = {
+        (b["level"], b["kernel"], b["threads"]): (b["gbs_best"], b["gbs_median"])
+        for b in r["bandwidth"]["results"]
+    }
+    return {"raw": r, "caches": caches, "fma": fma, "bw": bw}
+
+
+def size_of(t):
+    return 4 if t == "f32" else 8
+
+
+def w_bytes(t, h, l):
+    """W's bytes with each row padded to 64 bytes, as `Matrix` and the benches store it."""
+    s = size_of(t)
+    return h * (-(-l * s // 64) * 64)
+
+
+def w_level(roof, t, h, l):
+    b = w_bytes(t, h, l)
+    c = roof["caches"]
+    for lvl, name in ((1, "L1"), (2, "L2"), (3, "L3")):
+        if lvl in c and b <= c[lvl]:
+            return name
+    return "DRAM"
+
+
+def fma_peak(roof, t):
+    """The best FMA peak of one core for type t (over the ISAs measured)."""
+    vals = [v for (isa, ty), v in roof["fma"].items() if ty == t]
+    return max(vals) if vals else None
+
+
+def machine_section(roof, versions):
+    if roof is None:
+        return "(no target/roofline.json: run `cargo run --release --example roofline`)"
+    r = roof["raw"]
+    m = r["machine"]
+    caches = ", ".join(
+        f"L{c['level']}{'d' if c['type'] == 'Data' else ''} {human(c['size_bytes'])}"
+        + (" shared" if "-" in c["shared_cpu_list"] or "," in c["shared_cpu_list"] else "")
+        for c in m["caches"]
+        if c["type"] != "Instruction"
+    )
+    clock = r.get("clock", {})
+    ghz = f"{clock['ghz_best']:.2f} GHz measured (dependent-add chain)" if "ghz_best" in clock else "–"
+    rows = [
+        ["CPU", f"`{m['cpu_model']}`, {m['logical_cpus']} logical CPUs"
+         + (", virtual machine" if m.get("hypervisor") else "")],
+        ["clock", ghz],
+        ["caches", caches],
+        ["SIMD flags", " ".join(f"`{f}`" for f in m["flags"] if f != "hypervisor")],
+        ["roofline measured", r["date"]],
+    ]
+    rows += [[k, v] for k, v in versions]
+    out = [table(["", ""], rows)]
+
+    out.append("\n#### FMA peak of one core (GFLOP/s, best of 31 repetitions; median in brackets)\n")
+    frows = []
+    for f in r["fma_peak_one_core"]:
+        if "gflops_best" in f:
+            frows.append([f["isa"], f["type"], f"{f['gflops_best']:.1f} ({f['gflops_median']:.1f})"])
+        else:
+            frows.append([f["isa"], f["type"], f"skipped: {f.get('skipped', '')}"])
+    out.append(table(["ISA", "type", "GFLOP/s"], frows))
+
+    out.append(
+        "\n#### Bandwidth (GB/s, best of 31; median in brackets); read counts 1 stream, "
+        "read-modify-write 2, triad 3 (write-allocate not counted)\n"
+    )
+    levels = [lv["level"] for lv in r["bandwidth"]["levels"]]
+    sets = {lv["level"]: lv["working_set_bytes"] for lv in r["bandwidth"]["levels"]}
+    brows = []
+    for lv in levels:
+        row = [lv, human(sets[lv])]
+        for k in ("read", "rmw", "triad"):
+            for th in (1, 2):
+                v = roof["bw"].get((lv, k, th))
+                row.append("–" if v is None else f"{v[0]:.1f} ({v[1]:.1f})")
+        brows.append(row)
+    head = ["level", "working set"] + [f"{k} {th} core{'s' if th > 1 else ''}"
+                                       for k in ("read", "rmw", "triad") for th in (1, 2)]
+    out.append(table(head, brows))
+    return "\n".join(out)
+
+
+def human(b):
+    for unit, n in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if b >= n:
+            v = b / n
+            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
+    return f"{b} B"
+
+
+# ---------------------------------------------------------------------------------------------
+# deltaprop against the best peer and the roofline, per kernel and size
+
+PEER_NAMES = ["openblas", "faer", "ndarray", "matrixmultiply", "plain"]
+# flops per element of W, and whether the kernel writes W (read-modify-write traffic)
+KERNEL_FLOPS = {"affine": 2, "backward": 2, "rank1_update": 2, "backward_update": 4}
+KERNEL_RMW = {"affine": False, "backward": False, "rank1_update": True, "backward_update": True}
+
+
+def peers_of(res, g):
+    """{peer name: (rate, parameter)} for a peers group, each peer at its fastest entry
+    (OpenBLAS at its fastest core type)."""
+    best = {}
+    for p, (r, _) in res.get(g, {}).items():
+        if p.startswith("deltaprop-"):
+            continue
+        name = p.split("-")[0]
+        if name not in best or r > best[name][0]:
+            best[name] = (r, p)
+    return best
+
+
+def roofline_tables(res, roof):
+    if not any(g.startswith("peers/") for g in res):
+        return "(no results from benches/peers.rs)"
+    out = [
+        "deltaprop at the level it picks by itself; GB/s of W traffic as above; GFLOP/s = "
+        "2·H·L flops (`backward_update` 4·H·L) per call. *Best peer* is the fastest of "
+        "OpenBLAS (fastest core type), faer, ndarray, matrixmultiply and the plain loop "
+        "(for `backward_update`, of their GEMV-then-GER pairs). *W in* is the cache level W "
+        "(rows padded to 64 bytes) fits in; *roofline* is one core's bandwidth there from "
+        "target/roofline.json (read for `affine` and `backward`, read-modify-write for the "
+        "updates), best of 31; *of roofline* is deltaprop's GB/s over it."
+    ]
+    for k in W_KERNELS:
+        out.append(f"\n#### `{k}`\n")
+        rows = []
+        for t in TYPES:
+            for s in SHAPES:
+                g = f"peers/{k}/{t}/{s}"
+                if g not in res:
+                    continue
+                h, l = map(int, s.split("x"))
+                p = peer_row(res, g)
+                d, dl = p["default"]
+                peers = peers_of(res, g)
+                bp = max(peers.items(), key=lambda kv: kv[1][0]) if peers else None
+                gflops = None if d is None else d * KERNEL_FLOPS[k] / (size_of(t) * (2 if KERNEL_RMW[k] else 1))
+                row = [t, s.replace("x", "×"), fmt(d), fmt(gflops)]
+                if bp:
+                    row += [f"{fmt(bp[1][0])} ({bp[0]})", fmt_ratio(ratio(d, bp[1][0]))]
+                else:
+                    row += ["–", "–"]
+                if roof:
+                    lvl = w_level(roof, t, h, l)
+                    kind = "rmw" if KERNEL_RMW[k] else "read"
+                    rf = roof["bw"].get((lvl, kind, 1))
+                    rf = rf[0] if rf else None
+                    frac = ratio(d, rf)
+                    row += [lvl, fmt(rf), "–" if frac is None else f"{100 * frac:.0f} %"]
+                rows.append(row)
+        head = ["type", "H×L", "deltaprop GB/s", "GFLOP/s", "best peer GB/s", "deltaprop ÷ best peer"]
+        if roof:
+            head += ["W in", "roofline GB/s", "of roofline"]
+        out.append(table(head, rows))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Minibatch products against each library's GEMM
+
+GEMM_OPS = ["gemm_forward", "gemm_backward", "gemm_update"]
+GEMM_SHAPES = ["64x32", "256x128", "784x256", "1024x1024"]
+GEMM_LIBS = ["openblas", "faer", "ndarray", "matrixmultiply"]
+
+
+def gemm_entries(res, g):
+    """{B: {library: rate}} of one gemm group; deltaprop under 'deltaprop'."""
+    out = {}
+    for p, (r, _) in res.get(g, {}).items():
+        lib, _, b = p.rpartition("/")
+        if not b.startswith("B="):
+            continue
+        name = "deltaprop" if lib.startswith("deltaprop") else lib.split("-")[0]
+        cur = out.setdefault(int(b[2:]), {})
+        cur[name] = max(r, cur.get(name, 0))
+    return out
+
+
+def gemm_tables(res, roof):
+    if not any(g.startswith("peers/gemm_") for g in res):
+        return "(no minibatch results from benches/peers.rs)"
+    out = [
+        "GFLOP/s (2·B·H·L flops per call), one thread. deltaprop's side is its batch kernel with "
+        "its epilogue (`gemm_forward`: N = ÂW + 1bᵀ with the identity σ and σ' written; "
+        "`gemm_backward`: Δ̂ = (ΔWᵀ) ⊙ D̂; `gemm_update`: W −= (α/B)ÂᵀΔ and the bias), every "
+        "peer's the bare GEMM (OpenBLAS at its fastest core type). B = 1 runs deltaprop's "
+        "per-sample kernels. *of peak* is deltaprop's GFLOP/s over one core's FMA peak."
+    ]
+    for op in GEMM_OPS:
+        out.append(f"\n#### `{op}`\n")
+        rows = []
+        for t in TYPES:
+            peak = fma_peak(roof, t) if roof else None
+            for s in GEMM_SHAPES:
+                g = f"peers/{op}/{t}/{s}"
+                for b, libs in sorted(gemm_entries(res, g).items()):
+                    d = libs.get("deltaprop")
+                    peers = {k: v for k, v in libs.items() if k != "deltaprop"}
+                    best = max(peers.values()) if peers else None
+                    row = [t, s.replace("x", "×"), str(b), fmt(d)]
+                    row += [fmt(peers.get(k)) for k in GEMM_LIBS]
+                    row += [fmt_ratio(ratio(d, best))]
+                    if peak:
+                        row.append(f"{100 * d / peak:.0f} %" if d else "–")
+                    rows.append(row)
+        head = ["type", "H×L", "B", "deltaprop"] + GEMM_LIBS + ["deltaprop ÷ best peer"]
+        if roof:
+            head.append("of peak")
+        out.append(table(head, rows))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training, side by side with the end-to-end peers (benches/peers/results/*.json)
+
+NETS = ["64-32-10", "64-32-10-softmax-ce", "784-256-128-10", "1024-1024-1024-10"]
+MODES = [("per sample", "train_sample/{}"), ("B = 32", "train_batch/B32/{}"),
+         ("B = 256", "train_batch/B256/{}")]
+
+
+def load_peer_results(folder):
+    recs = []
+    for f in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(f.read_text())
+        except json.JSONDecodeError:
+            continue
+        for r in data if isinstance(data, list) else [data]:
+            if isinstance(r, dict) and "samples_per_s" in r and "group" in r:
+                recs.append(r)
+    return recs
+
+
+def peer_label(r):
+    """A column per peer and thread count; PyTorch's variants (eager autograd, hand-written
+    no_grad) get a column each, the other peers' variants are one per mode."""
+    v = r.get("variant")
+    lab = r["peer"] + (f" {v}" if r["peer"] == "pytorch" and v else "")
+    return f"{lab}, {r.get('threads', 1)}t"
+
+
+def training_tables(res, peer_recs):
+    out = []
+    have_dp = any(g.startswith("train_") for g in res)
+    if not have_dp and not peer_recs:
+        return "(no training results: run benches/training.rs and benches/peers/run.sh)"
+    labels = sorted({peer_label(r) for r in peer_recs})
+    by = {}
+    for r in peer_recs:
+        key = (r["group"], peer_label(r))
+        by[key] = max(by.get(key, 0), r["samples_per_s"])
+    out.append(
+        "Samples per second (f32, sigmoid hidden layers, lr 0.01; the networks and data of "
+        "benches/training.rs). deltaprop on one thread (criterion's median); each peer's "
+        "figure is the median of its repetitions, *Nt* its thread count. *deltaprop ÷ best* "
+        "divides by the fastest peer of the row, whatever its thread count."
+    )
+    rows = []
+    for net in NETS:
+        for mode, pat in MODES:
+            g = pat.format(net)
+            d = rate(res, g, "f32")
+            d = None if d is None else d * 1e9  # Gelem/s → samples/s
+            vals = [by.get((g, lab)) for lab in labels]
+            if d is None and not any(vals):
+                continue
+            best = max([v for v in vals if v], default=None)
+            rows.append([net, mode, fmt(d, 0)] + [fmt(v, 0) for v in vals]
+                        + [fmt_ratio(ratio(d, best))])
+    out.append(table(["network", "mode", "deltaprop"] + labels + ["deltaprop ÷ best"], rows))
+    vers = sorted({(r["peer"], str(r.get("version", "?"))) for r in peer_recs})
+    if vers:
+        out.append("Peer versions: " + ", ".join(f"{p} {v}" for p, v in vers) + ".")
+    return "\n\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# One thread against two (benches/scaling.rs)
+
+
+def scaling_table(res):
+    groups = sorted(g for g in res if g.startswith("scaling/"))
+    if not groups:
+        return "(no results from benches/scaling.rs)"
+    rows = []
+    for g in groups:
+        one, two = rate(res, g, "threads=1"), rate(res, g, "threads=2")
+        unit = next(iter(res[g].values()))[1]
+        scale, u = (1e9, "samples/s") if unit == "Gelem/s" else (1, "GB/s")
+        rows.append([g[len("scaling/"):], u, fmt(one and one * scale, 1 if u == "GB/s" else 0),
+                     fmt(two and two * scale, 1 if u == "GB/s" else 0), fmt_ratio(ratio(two, one))])
+    return (
+        "Each row's two entries timed in one run, inside rayon pools of one and of two "
+        "threads. The per-sample kernels are `kernels::par`'s (W split into fixed blocks above "
+        "2 MiB); the training steps are `Network::train_sample` and `train_batch`.\n\n"
+        + table(["what", "unit", "1 thread", "2 threads", "speed-up"], rows)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Versions
+
+
+def versions(root):
+    out = []
+    lock = root / "Cargo.lock"
+    if lock.exists():
+        text = lock.read_text()
+        found = {}
+        for block in text.split("[[package]]"):
+            name = version = None
+            for line in block.splitlines():
+                if line.startswith('name = "'):
+                    name = line.split('"')[1]
+                elif line.startswith('version = "'):
+                    version = line.split('"')[1]
+            if name in ("faer", "ndarray", "matrixmultiply", "criterion", "wide", "rayon"):
+                found[name] = version
+        if found:
+            out.append(["Rust crates (Cargo.lock)", ", ".join(f"{k} {v}" for k, v in sorted(found.items()))])
+    for cmd, label in ((["rustc", "--version"], "rustc"),):
+        try:
+            out.append([label, subprocess.run(cmd, capture_output=True, text=True).stdout.strip()])
+        except OSError:
+            pass
+    try:
+        q = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n",
+                            "libopenblas0-pthread", "libopenblas0-openmp", "libfann2"],
+                           capture_output=True, text=True).stdout.split()
+        pk = [f"{q[i]} {q[i + 1]}" for i in range(0, len(q) - 1, 2)]
+        if pk:
+            out.append(["C libraries (Debian)", ", ".join(pk)])
+    except OSError:
+        pass
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots (matplotlib)
+
+
+def plots(res, roof, peer_recs, folder):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "(plots skipped: matplotlib is not installed — `pip install matplotlib`)"
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    style = {"deltaprop": ("C0", "o", 2.5), "openblas": ("C1", "s", 1.2), "faer": ("C2", "^", 1.2),
+             "ndarray": ("C4", "v", 1.2), "matrixmultiply": ("C5", "D", 1.2), "plain": ("C7", "x", 1.2)}
+    for k in W_KERNELS:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
+        for ax, t in zip(axes, TYPES):
+            xs = []
+            series = {}
+            for s in SHAPES:
+                g = f"peers/{k}/{t}/{s}"
+                if g not in res:
+                    continue
+                h, l = map(int, s.split("x"))
+                xs.append((w_bytes(t, h, l), s))
+                series.setdefault("deltaprop", []).append(peer_row(res, g)["default"][0])
+                peers = peers_of(res, g)
+                for name in PEER_NAMES:
+                    series.setdefault(name, []).append(peers.get(name, (None,))[0])
+            if not xs:
+                continue
+            x = [b for b, _ in xs]
+            for name, ys in series.items():
+                c, mk, lw = style[name]
+                ax.plot(x, ys, marker=mk, color=c, lw=lw, label=name)
+            if roof:
+                kind = "rmw" if KERNEL_RMW[k] else "read"
+                rx, ry = [], []
+                for b in x:
+                    lvl = w_level(roof, t, *map(int, xs[x.index(b)][1].split("x")))
+                    v = roof["bw"].get((lvl, kind, 1))
+                    rx.append(b)
+                    ry.append(v[0] if v else None)
+                ax.step(rx, ry, where="mid", color="k", ls="--", lw=1, label=f"roofline ({kind}, 1 core)")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xticks(x)
+            ax.set_xticklabels([s.replace("x", "×") for _, s in xs], rotation=30, fontsize=8)
+            ax.set_title(f"{k}, {t}")
+            ax.set_ylabel("GB/s of W traffic")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        name = f"kernel-{k}.svg"
+        fig.savefig(folder / name)
+        plt.close(fig)
+        made.append((f"`{k}`: GB/s against the size of W", name))
+
+    # minibatch GEMM: GFLOP/s against B per library, one panel per op, f32 and f64 at 784×256
+    if any(g.startswith("peers/gemm_") for g in res):
+        fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+        for row, t in enumerate(TYPES):
+            for col, op in enumerate(GEMM_OPS):
+                ax = axes[row][col]
+                for s, ls in (("784x256", "-"), ("1024x1024", ":")):
+                    e = gemm_entries(res, f"peers/{op}/{t}/{s}")
+                    bs = sorted(e)
+                    for lib in ["deltaprop"] + GEMM_LIBS:
+                        c, mk, lw = style[lib]
+                        ys = [e[b].get(lib) for b in bs]
+                        ax.plot(bs, ys, ls=ls, marker=mk, color=c, lw=lw,
+                                label=f"{lib} {s.replace('x', '×')}")
+                if roof and fma_peak(roof, t):
+                    ax.axhline(fma_peak(roof, t), color="k", ls="--", lw=1, label="FMA peak, 1 core")
+                ax.set_xscale("log", base=2)
+                ax.set_xticks([1, 32, 256])
+                ax.set_xticklabels(["1", "32", "256"])
+                ax.set_title(f"{op}, {t}")
+                ax.set_xlabel("B")
+                ax.set_ylabel("GFLOP/s")
+                ax.grid(True, alpha=0.3)
+        axes[0][0].legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        fig.savefig(folder / "gemm.svg")
+        plt.close(fig)
+        made.append(("minibatch products: GFLOP/s against B (784×256 solid, 1024×1024 dotted)", "gemm.svg"))
+
+    # training samples/s per network and mode
+    labels = sorted({peer_label(r) for r in peer_recs})
+    by = {}
+    for r in peer_recs:
+        key = (r["group"], peer_label(r))
+        by[key] = max(by.get(key, 0), r["samples_per_s"])
+    if any(g.startswith("train_") for g in res) or by:
+        fig, axes = plt.subplots(1, len(NETS), figsize=(15, 4.5), sharey=True)
+        for ax, net in zip(axes, NETS):
+            who = ["deltaprop"] + labels
+            width = 0.8 / len(who)
+            for i, w in enumerate(who):
+                ys = []
+                for _, pat in MODES:
+                    g = pat.format(net)
+                    if w == "deltaprop":
+                        v = rate(res, g, "f32")
+                        ys.append(v * 1e9 if v else 0)
+                    else:
+                        ys.append(by.get((g, w), 0))
+                ax.bar([j + i * width for j in range(len(MODES))], ys, width,
+                       label=w, color="C0" if w == "deltaprop" else f"C{(i % 9) + 1}")
+            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(MODES))])
+            ax.set_xticklabels([m for m, _ in MODES], fontsize=8)
+            ax.set_yscale("log")
+            ax.set_title(net, fontsize=9)
+            ax.grid(True, axis="y", which="both", alpha=0.3)
+        axes[0].set_ylabel("samples/s")
+        axes[-1].legend(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(folder / "training.svg")
+        plt.close(fig)
+        made.append(("training: samples/s per network and mode", "training.svg"))
+    rel = folder.name
+    return "\n\n".join(f"{cap}\n\n![{cap}]({rel}/{name})" for cap, name in made)
+
+
+COMMANDS = """```text
+# the machine's limits (about 20 s)
+cargo run --release --example roofline
+# deltaprop on every SIMD level against the reference loop (about 10 min)
+cargo bench --bench kernels
+# against OpenBLAS, faer, ndarray, matrixmultiply and a plain loop (about 40 min); once with
+# the core type OpenBLAS picks, once with its best kernels for this CPU
+apt-get install -y libopenblas-dev
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE cargo bench --features bench-peers --bench peers
+env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX cargo bench --features bench-peers --bench peers -- openblas
+# training, and one thread against two (about 15 min)
+cargo bench --bench training
+cargo bench --bench scaling
+# the end-to-end peers (PyTorch, numpy, scikit-learn, FANN): see benches/peers/README.md
+benches/peers/run.sh
+# this page and plots/
+python3 benches/report.py --write BENCHMARKS.md
+```"""
+
+
+def render(res, times, roof, peer_recs, vers, plot_md):
     stamp = ""
     if times:
         lo = datetime.datetime.fromtimestamp(min(times), datetime.timezone.utc)
         hi = datetime.datetime.fromtimestamp(max(times), datetime.timezone.utc)
         stamp = (
-            f"Results measured between {lo:%Y-%m-%d %H:%M} and {hi:%Y-%m-%d %H:%M} UTC "
+            f"Criterion results measured between {lo:%Y-%m-%d %H:%M} and {hi:%Y-%m-%d %H:%M} UTC "
             "(modification times of criterion's estimates).\n\n"
         )
     parts = [
-        "_Generated by `python3 benches/report.py --write BENCHMARKS.md` from "
-        "target/criterion; do not edit by hand._\n\n" + stamp.rstrip(),
+        "_Generated by `python3 benches/report.py --write BENCHMARKS.md` from target/criterion, "
+        "target/roofline.json and benches/peers/results; do not edit by hand._\n\n" + stamp.rstrip(),
+        "### Commands\n\n" + COMMANDS,
+        "### The machine and its limits\n\n" + machine_section(roof, vers),
+        "### Plots\n\n" + plot_md,
+        "### Per kernel: deltaprop against the best peer and the roofline\n\n"
+        + roofline_tables(res, roof),
+        "### Training: deltaprop against PyTorch, numpy, scikit-learn and FANN\n\n"
+        + training_tables(res, peer_recs),
+        "### Minibatch products against each library's GEMM\n\n" + gemm_tables(res, roof),
+        "### One thread against two\n\n" + scaling_table(res),
         "### Kernels by SIMD level\n\n" + kernel_tables(res),
-        "### deltaprop vs OpenBLAS, faer and a plain loop\n\n" + peer_tables(res),
+        "### deltaprop vs each peer, per kernel\n\n" + peer_tables(res),
         "### activate\n\n" + activate_table(res),
-        "### Issue 2's speed targets\n\n" + targets(res),
+        "### Speed targets\n\n" + targets(res),
     ]
     return "\n\n".join(parts) + "\n"
 
@@ -410,14 +931,23 @@ def render(res, times):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--criterion", default="target/criterion", help="criterion's output folder")
-    ap.add_argument("--write", metavar="FILE", help="replace the generated part of FILE")
+    ap.add_argument("--roofline", default="target/roofline.json", help="the roofline probe's JSON")
+    ap.add_argument("--peers", default="benches/peers/results", help="the end-to-end peers' JSON")
+    ap.add_argument("--write", metavar="FILE", help="replace the generated part of FILE, draw plots/")
     args = ap.parse_args()
     res, times = load(pathlib.Path(args.criterion))
-    text = render(res, times)
+    roof = load_roofline(pathlib.Path(args.roofline))
+    peer_recs = load_peer_results(pathlib.Path(args.peers))
+    vers = versions(pathlib.Path("."))
+    if args.write:
+        path = pathlib.Path(args.write)
+        plot_md = plots(res, roof, peer_recs, path.parent / "plots")
+    else:
+        plot_md = "(plots are drawn with --write)"
+    text = render(res, times, roof, peer_recs, vers, plot_md)
     if not args.write:
         sys.stdout.write(text)
         return
-    path = pathlib.Path(args.write)
     doc = path.read_text()
     if BEGIN not in doc or END not in doc:
         sys.exit(f"{path}: no {BEGIN} … {END} markers")
