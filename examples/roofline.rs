@@ -28,11 +28,11 @@
 //!   DRAM) split the level's set between the threads. The rate of a repetition is all
 //!   threads' bytes over the slowest thread's time.
 //!
-//! Every figure is the best of 31 timed repetitions of about 5 ms each, with the median beside
-//! it: on a shared machine the best is the closest to what the hardware allows, the median
+//! Every figure is the best of 63 timed repetitions of about 2 ms each (21 in each of three
+//! rounds over all figures), with the median beside it: on a shared machine the best is the closest to what the hardware allows, the median
 //! says how noisy the run was. A repetition in a cache runs the kernel over the whole working
-//! set as many times as fill 5 ms; at DRAM sizes, where one pass takes longer, a repetition is
-//! the next 5 ms segment of a pass (the segments cycle through the whole set, so each was
+//! set as many times as fill 2 ms; at DRAM sizes, where one pass takes longer, a repetition is
+//! the next 2 ms segment of a pass (the segments cycle through the whole set, so each was
 //! last touched a whole working set ago, 4 × L3 bytes earlier). Total run time is well under
 //! a minute.
 
@@ -46,9 +46,15 @@ const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 /// Timed length of one repetition. Short, so that on a busy machine many repetitions run
 /// without being preempted: the best of them is what the hardware does undisturbed.
-const SAMPLE_TIME: Duration = Duration::from_millis(5);
+const SAMPLE_TIME: Duration = Duration::from_millis(2);
+/// Rounds: every figure is measured once per round, the rounds one after the other, so that
+/// a figure's repetitions are spread over the whole run rather than bunched in a fraction of
+/// a second that a burst of other work on the machine may cover.
+const ROUNDS: usize = 3;
+/// Repetitions per figure and round.
+const SAMPLES_PER_ROUND: usize = 21;
 /// Repetitions per figure.
-const SAMPLES: usize = 31;
+const SAMPLES: usize = ROUNDS * SAMPLES_PER_ROUND;
 
 fn main() {
     let mut json_path =
@@ -108,7 +114,48 @@ fn main() {
         println!("load average before: {l}");
     }
 
-    let clock = measure_clock();
+    let isa = LoadIsa::detect();
+    let levels = working_sets(&machine);
+    let threads = machine.logical_cpus.max(1);
+    let mut bw: Vec<BwResult> = Vec::new();
+    for lv in &levels {
+        for t in if threads > 1 {
+            vec![1, threads]
+        } else {
+            vec![1]
+        } {
+            let per_thread = if lv.shared && t > 1 {
+                lv.bytes / t
+            } else {
+                lv.bytes
+            };
+            for kernel in Kernel::ALL {
+                bw.push(BwResult {
+                    level: lv.name,
+                    per_thread,
+                    threads: t,
+                    kernel,
+                    rates: Vec::new(),
+                });
+            }
+        }
+    }
+    let mut clock_rates = ClockRates::default();
+    let mut fma = fma_plan();
+    for round in 1..=ROUNDS {
+        eprint!("\rround {round}/{ROUNDS} ");
+        clock_rates.measure();
+        for f in &mut fma {
+            f.measure();
+        }
+        for r in &mut bw {
+            let rates = measure_bandwidth(r.kernel, isa, r.per_thread, r.threads);
+            r.rates.extend(rates);
+        }
+    }
+    eprintln!();
+
+    let clock = clock_rates.result();
     println!();
     match &clock {
         Clock::Measured {
@@ -128,25 +175,24 @@ fn main() {
 
     println!();
     println!("FMA peak, one core          best GFLOP/s   median   flop/cycle");
-    let fma = measure_fma();
     for f in &fma {
-        match f.result {
-            Some(stat) => println!(
-                "  {:<7} {} ({:>2} chains)     {:>8.1}   {:>8.1}   {}",
-                f.isa,
-                f.ty,
-                f.chains,
-                stat.best,
-                stat.median,
-                ghz.map_or("-".into(), |g| format!("{:.1}", stat.best / g))
-            ),
+        match f.run {
+            Some(_) => {
+                let stat = summarise(&f.rates);
+                println!(
+                    "  {:<7} {} ({:>2} chains)     {:>8.1}   {:>8.1}   {}",
+                    f.isa,
+                    f.ty,
+                    f.chains,
+                    stat.best,
+                    stat.median,
+                    ghz.map_or("-".into(), |g| format!("{:.1}", stat.best / g))
+                )
+            }
             None => println!("  {:<7} {}: skipped: {}", f.isa, f.ty, f.note),
         }
     }
 
-    let isa = LoadIsa::detect();
-    let levels = working_sets(&machine);
-    let threads = machine.logical_cpus.max(1);
     println!();
     println!(
         "bandwidth, GB/s (10^9 B/s), {} loads and stores; bytes counted: read 1 stream, \
@@ -156,34 +202,18 @@ fn main() {
     println!(
         "  level  working set/thread  threads    read best / median     rmw best / median   triad best / median"
     );
-    let mut bw = Vec::new();
-    for lv in &levels {
-        let mut counts = vec![1];
-        if threads > 1 {
-            counts.push(threads);
+    for row in bw.chunks(Kernel::ALL.len()) {
+        let mut line = format!(
+            "  {:<5}  {:>18}  {:>7}",
+            row[0].level,
+            human(row[0].per_thread),
+            row[0].threads
+        );
+        for r in row {
+            let stat = summarise(&r.rates);
+            let _ = write!(line, "  {:>8.1} / {:>8.1}", stat.best, stat.median);
         }
-        for &t in &counts {
-            let per_thread = if lv.shared && t > 1 {
-                lv.bytes / t
-            } else {
-                lv.bytes
-            };
-            let mut line = format!("  {:<5}  {:>18}  {:>7}", lv.name, human(per_thread), t);
-            for kernel in Kernel::ALL {
-                let samples = SAMPLES;
-                let stat = measure_bandwidth(kernel, isa, per_thread, t, samples);
-                let _ = write!(line, "  {:>8.1} / {:>8.1}", stat.best, stat.median);
-                bw.push(BwResult {
-                    level: lv.name,
-                    per_thread,
-                    threads: t,
-                    kernel,
-                    samples,
-                    stat,
-                });
-            }
-            println!("{line}");
-        }
+        println!("{line}");
     }
     for lv in &levels {
         println!("  {}: {}", lv.name, lv.rule);
@@ -504,27 +534,40 @@ enum Clock {
     Skipped(&'static str),
 }
 
-fn measure_clock() -> Clock {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // One add per cycle: `iters` blocks of ADD_BLOCK dependent adds.
-        let add = stat_of(SAMPLES, |iters| {
-            black_box(x86::add_chain(iters));
-            iters as f64 * x86::ADD_BLOCK as f64 / 1e9
-        });
-        let imul = stat_of(SAMPLES, |iters| {
-            black_box(x86::imul_chain(iters));
-            iters as f64 * x86::ADD_BLOCK as f64 * 3.0 / 1e9
-        });
+/// GHz of every repetition so far.
+#[derive(Default)]
+struct ClockRates {
+    add: Vec<f64>,
+    imul: Vec<f64>,
+}
+
+impl ClockRates {
+    /// One round's repetitions.
+    fn measure(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // One add per cycle: `iters` blocks of ADD_BLOCK dependent adds.
+            self.add.extend(rates_of(|iters| {
+                black_box(x86::add_chain(iters));
+                iters as f64 * x86::ADD_BLOCK as f64 / 1e9
+            }));
+            self.imul.extend(rates_of(|iters| {
+                black_box(x86::imul_chain(iters));
+                iters as f64 * x86::ADD_BLOCK as f64 * 3.0 / 1e9
+            }));
+        }
+    }
+
+    fn result(&self) -> Clock {
+        if self.add.is_empty() {
+            return Clock::Skipped("the add-chain clock needs x86-64 assembly");
+        }
+        let add = summarise(&self.add);
         Clock::Measured {
             add_best: add.best,
             add_median: add.median,
-            imul_best: imul.best,
+            imul_best: summarise(&self.imul).best,
         }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        Clock::Skipped("the add-chain clock needs x86-64 assembly")
     }
 }
 
@@ -538,9 +581,9 @@ struct Stat {
 }
 
 /// `work(iters)` runs `iters` units and returns the amount of work done (in the figure's
-/// unit × time unit, e.g. GFLOP); each repetition is calibrated to ≥ SAMPLE_TIME. Returns
-/// the best and the median of amount / seconds.
-fn stat_of(samples: usize, mut work: impl FnMut(u64) -> f64) -> Stat {
+/// unit × time unit, e.g. GFLOP); each repetition is calibrated to about SAMPLE_TIME.
+/// Returns amount / seconds of each of a round's repetitions.
+fn rates_of(mut work: impl FnMut(u64) -> f64) -> Vec<f64> {
     let mut iters = 1u64;
     loop {
         let t = Instant::now();
@@ -553,17 +596,17 @@ fn stat_of(samples: usize, mut work: impl FnMut(u64) -> f64) -> Stat {
         }
         iters *= 4;
     }
-    let rates: Vec<f64> = (0..samples)
+    (0..SAMPLES_PER_ROUND)
         .map(|_| {
             let t = Instant::now();
             let amount = work(iters);
             amount / t.elapsed().as_secs_f64()
         })
-        .collect();
-    summarise(rates)
+        .collect()
 }
 
-fn summarise(mut rates: Vec<f64>) -> Stat {
+fn summarise(rates: &[f64]) -> Stat {
+    let mut rates = rates.to_vec();
     rates.sort_by(f64::total_cmp);
     Stat {
         best: *rates.last().unwrap_or(&f64::NAN),
@@ -574,64 +617,74 @@ fn summarise(mut rates: Vec<f64>) -> Stat {
 // ---------------------------------------------------------------------------------------
 // FMA peak
 
-struct FmaResult {
+struct FmaPeak {
     isa: &'static str,
     ty: &'static str,
     chains: usize,
-    result: Option<Stat>,
+    lanes: usize,
+    /// The measuring function, if this CPU can run it.
+    run: Option<fn(u64)>,
     note: String,
+    /// GFLOP/s of every repetition so far.
+    rates: Vec<f64>,
 }
 
-fn measure_fma() -> Vec<FmaResult> {
+impl FmaPeak {
+    /// One round's repetitions.
+    fn measure(&mut self) {
+        if let Some(f) = self.run {
+            // A multiply and an add per lane of each chain's FMA.
+            let flops_per_iter = (self.chains * self.lanes * 2) as f64;
+            self.rates.extend(rates_of(|iters| {
+                f(iters);
+                iters as f64 * flops_per_iter / 1e9
+            }));
+        }
+    }
+}
+
+fn fma_plan() -> Vec<FmaPeak> {
     let mut out = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
         use x86::{CHAINS_AVX2, CHAINS_AVX512};
         let has_avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
         let has_avx512 = is_x86_feature_detected!("avx512f");
-        // flops per iteration: chains × lanes × 2 (a multiply and an add).
-        type Peak = (&'static str, &'static str, usize, bool, u64, fn(u64));
+        type Peak = (&'static str, &'static str, usize, bool, usize, fn(u64));
         let runs: [Peak; 4] = [
             ("avx2", "f32", CHAINS_AVX2, has_avx2, 8, |n| {
-                // SAFETY: only run when avx2 and fma were detected (`has` below).
+                // SAFETY: kept only when avx2 and fma were detected (`has` below).
                 unsafe { x86::fma_avx2_f32(n) }
             }),
             ("avx2", "f64", CHAINS_AVX2, has_avx2, 4, |n| {
-                // SAFETY: only run when avx2 and fma were detected.
+                // SAFETY: kept only when avx2 and fma were detected.
                 unsafe { x86::fma_avx2_f64(n) }
             }),
             ("avx512", "f32", CHAINS_AVX512, has_avx512, 16, |n| {
-                // SAFETY: only run when avx512f was detected.
+                // SAFETY: kept only when avx512f was detected.
                 unsafe { x86::fma_avx512_f32(n) }
             }),
             ("avx512", "f64", CHAINS_AVX512, has_avx512, 8, |n| {
-                // SAFETY: only run when avx512f was detected.
+                // SAFETY: kept only when avx512f was detected.
                 unsafe { x86::fma_avx512_f64(n) }
             }),
         ];
         for (isa, ty, chains, has, lanes, f) in runs {
-            let (result, note) = if has {
-                let flops_per_iter = (chains as u64 * lanes * 2) as f64;
-                let stat = stat_of(SAMPLES, |iters| {
-                    f(iters);
-                    iters as f64 * flops_per_iter / 1e9
-                });
-                (Some(stat), String::new())
+            let note = if has {
+                String::new()
+            } else if isa == "avx2" {
+                "this CPU lacks avx2+fma".into()
             } else {
-                (
-                    None,
-                    format!(
-                        "this CPU lacks {}",
-                        if isa == "avx2" { "avx2+fma" } else { "avx512f" }
-                    ),
-                )
+                "this CPU lacks avx512f".into()
             };
-            out.push(FmaResult {
+            out.push(FmaPeak {
                 isa,
                 ty,
                 chains,
-                result,
+                lanes,
+                run: has.then_some(f),
                 note,
+                rates: Vec::new(),
             });
         }
     }
@@ -642,12 +695,14 @@ fn measure_fma() -> Vec<FmaResult> {
         ("avx512", "f32"),
         ("avx512", "f64"),
     ] {
-        out.push(FmaResult {
+        out.push(FmaPeak {
             isa,
             ty,
             chains: 0,
-            result: None,
+            lanes: 0,
+            run: None,
             note: "not an x86-64 CPU".into(),
+            rates: Vec::new(),
         });
     }
     out
@@ -880,18 +935,14 @@ struct BwResult {
     per_thread: usize,
     threads: usize,
     kernel: Kernel,
-    samples: usize,
-    stat: Stat,
+    /// GB/s of every repetition so far.
+    rates: Vec<f64>,
 }
 
-/// GB/s of `kernel` on `threads` threads, each with a working set of `bytes`.
-fn measure_bandwidth(
-    kernel: Kernel,
-    isa: LoadIsa,
-    bytes: usize,
-    threads: usize,
-    samples: usize,
-) -> Stat {
+/// GB/s of one round's repetitions of `kernel` on `threads` threads, each with a working set
+/// of `bytes`.
+fn measure_bandwidth(kernel: Kernel, isa: LoadIsa, bytes: usize, threads: usize) -> Vec<f64> {
+    let samples = SAMPLES_PER_ROUND;
     let barrier = Arc::new(Barrier::new(threads));
     // The slowest thread's time for one pass over its arrays, in nanoseconds.
     let pass_ns = Arc::new(AtomicUsize::new(1));
@@ -943,14 +994,13 @@ fn measure_bandwidth(
             .map(|h| h.join().expect("bandwidth thread panicked"))
             .collect()
     });
-    let rates = (0..samples)
+    (0..samples)
         .map(|i| {
             let counted: usize = per_thread.iter().map(|t| t[i].0).sum();
             let slowest = per_thread.iter().map(|t| t[i].1).max().unwrap_or_default();
             counted as f64 / slowest.as_secs_f64() / 1e9
         })
-        .collect();
-    summarise(rates)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1252,7 +1302,7 @@ fn json_num(x: f64) -> String {
 fn to_json(
     m: &Machine,
     clock: &Clock,
-    fma: &[FmaResult],
+    fma: &[FmaPeak],
     isa: LoadIsa,
     levels: &[WorkingSet],
     bw: &[BwResult],
@@ -1315,17 +1365,20 @@ fn to_json(
     }
     let fmas: Vec<String> = fma
         .iter()
-        .map(|f| match f.result {
-            Some(s) => format!(
-                "    {{\"isa\": {}, \"type\": {}, \"chains\": {}, \"gflops_best\": {}, \
-                 \"gflops_median\": {}, \"samples\": {}}}",
-                json_str(f.isa),
-                json_str(f.ty),
-                f.chains,
-                json_num(s.best),
-                json_num(s.median),
-                SAMPLES
-            ),
+        .map(|f| match f.run {
+            Some(_) => {
+                let s = summarise(&f.rates);
+                format!(
+                    "    {{\"isa\": {}, \"type\": {}, \"chains\": {}, \"gflops_best\": {}, \
+                     \"gflops_median\": {}, \"samples\": {}}}",
+                    json_str(f.isa),
+                    json_str(f.ty),
+                    f.chains,
+                    json_num(s.best),
+                    json_num(s.median),
+                    f.rates.len()
+                )
+            }
             None => format!(
                 "    {{\"isa\": {}, \"type\": {}, \"skipped\": {}}}",
                 json_str(f.isa),
@@ -1358,9 +1411,9 @@ fn to_json(
                 json_str(r.kernel.name()),
                 r.threads,
                 r.per_thread,
-                json_num(r.stat.best),
-                json_num(r.stat.median),
-                r.samples
+                json_num(summarise(&r.rates).best),
+                json_num(summarise(&r.rates).median),
+                r.rates.len()
             )
         })
         .collect();
