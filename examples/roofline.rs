@@ -423,9 +423,15 @@ fn human(bytes: usize) -> String {
 
 /// The current UTC time as ISO 8601 (civil-from-days, proleptic Gregorian calendar).
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    iso_utc(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// `secs` after the Unix epoch as ISO 8601 UTC.
+fn iso_utc(secs: u64) -> String {
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -1432,4 +1438,129 @@ fn to_json(
     let _ = writeln!(j, "  \"elapsed_s\": {}", json_num(elapsed.as_secs_f64()));
     j.push_str("}\n");
     j
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(l1: usize, l2: usize, l3: usize, mem_available: usize) -> Machine {
+        let cache = |level, size, shared: &str| Cache {
+            level,
+            kind: "Unified".into(),
+            size,
+            shared_cpu_list: shared.into(),
+        };
+        Machine {
+            cpu_model: "test".into(),
+            logical_cpus: 2,
+            hypervisor: false,
+            flags: Vec::new(),
+            caches: vec![cache(1, l1, "0"), cache(2, l2, "0"), cache(3, l3, "0-1")],
+            cache_note: None,
+            mem_available,
+            date: String::new(),
+        }
+    }
+
+    fn sets(m: &Machine) -> Vec<(&'static str, usize)> {
+        working_sets(m).iter().map(|w| (w.name, w.bytes)).collect()
+    }
+
+    #[test]
+    fn sysfs_sizes_parse() {
+        assert_eq!(parse_size("48K"), Some(48 * KIB));
+        assert_eq!(parse_size("266240K"), Some(260 * MIB));
+        assert_eq!(parse_size("32M"), Some(32 * MIB));
+        assert_eq!(parse_size("1G"), Some(1024 * MIB));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("K"), None);
+        assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn dates_are_iso_utc() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn working_sets_follow_the_caches() {
+        // This machine: 48 KiB L1d, 2 MiB L2, 260 MiB L3: 32 MiB is the smaller candidate.
+        let m = machine(48 * KIB, 2 * MIB, 260 * MIB, 24 * 1024 * MIB);
+        assert_eq!(
+            sets(&m),
+            [
+                ("L1", 24 * KIB),
+                ("L2", MIB),
+                ("L3", 32 * MIB),
+                ("DRAM", 1040 * MIB)
+            ]
+        );
+        // A desktop: 8 MiB L3, a quarter of it (2 MiB) is above L2 and is the smaller.
+        let m = machine(32 * KIB, MIB, 8 * MIB, 16 * 1024 * MIB);
+        assert_eq!(sets(&m)[2], ("L3", 2 * MIB));
+        // A quarter of L3 not above L2, 32 MiB not inside half of L3: no L3 set.
+        let m = machine(32 * KIB, 2 * MIB, 6 * MIB, 16 * 1024 * MIB);
+        assert_eq!(
+            sets(&m).iter().map(|s| s.0).collect::<Vec<_>>(),
+            ["L1", "L2", "DRAM"]
+        );
+        // Little memory: DRAM set capped at an eighth of MemAvailable.
+        let m = machine(48 * KIB, 2 * MIB, 260 * MIB, 2048 * MIB);
+        assert_eq!(sets(&m)[3], ("DRAM", 256 * MIB));
+    }
+
+    /// Every load/store level's kernels against a plain loop, on lengths around their
+    /// block sizes (tails included), several passes.
+    #[test]
+    fn bandwidth_kernels_compute_what_they_claim() {
+        let mut isas = vec![LoadIsa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                isas.push(LoadIsa::Avx2);
+            }
+            if is_x86_feature_detected!("avx512f") {
+                isas.push(LoadIsa::Avx512);
+            }
+        }
+        for isa in isas {
+            for len in [0, 1, 15, 31, 63, 64, 65, 255, 256, 257, 1000] {
+                // Small integers: every sum is exact in f32, whatever the order.
+                let x: Vec<f32> = (0..len).map(|i| (i % 7) as f32).collect();
+                let want: f32 = x.iter().sum();
+                assert_eq!(
+                    read(isa, &x, 3),
+                    3.0 * want,
+                    "read {} len {len}",
+                    isa.name()
+                );
+
+                let mut y = x.clone();
+                rmw(isa, &mut y, 0.5, 2);
+                let want: Vec<f32> = x.iter().map(|v| v + 1.0).collect();
+                assert_eq!(y, want, "rmw {} len {len}", isa.name());
+
+                let c: Vec<f32> = (0..len).map(|i| (i % 5) as f32).collect();
+                let mut a = vec![f32::NAN; len];
+                triad(isa, &mut a, &x, &c, 2.0, 2);
+                let want: Vec<f32> = x.iter().zip(&c).map(|(b, c)| b + 2.0 * c).collect();
+                assert_eq!(a, want, "triad {} len {len}", isa.name());
+            }
+        }
+    }
+
+    /// The bytes counted per call follow the stated convention (1, 2, 3 streams).
+    #[test]
+    fn bytes_counted_per_stream() {
+        for (kernel, streams) in [(Kernel::Read, 1), (Kernel::Rmw, 2), (Kernel::Triad, 3)] {
+            let mut arrays = Arrays::new(kernel, 48 * KIB);
+            let len = arrays.len();
+            assert_eq!(len, 48 * KIB / 4 / kernel.arrays());
+            let counted = arrays.run(kernel, LoadIsa::detect(), 0..len, 5);
+            assert_eq!(counted, 5 * len * 4 * streams);
+        }
+    }
 }
