@@ -1516,6 +1516,7 @@ mod tests {
     /// block sizes (tails included), several passes.
     #[test]
     fn bandwidth_kernels_compute_what_they_claim() {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut isas = vec![LoadIsa::Portable];
         #[cfg(target_arch = "x86_64")]
         {
