@@ -15,8 +15,8 @@
 //! - **Bandwidth** of `read` (s += x_i), `rmw` (x_i += a) and `triad` (a_i = b_i + s·c_i)
 //!   on f32 arrays whose working set (all arrays of the kernel together) is sized from the
 //!   caches in `/sys/devices/system/cpu/cpu0/cache`: half of L1d, half of L2, the smaller
-//!   of a quarter of L3 and 32 MiB (the larger if the smaller does not exceed L2), and a
-//!   DRAM-sized set of 4 × L3 capped at an eighth of `MemAvailable`. Loads and stores are
+//!   of a quarter of L3 and 32 MiB that exceeds L2 and fits in half of L3 (no L3 figure if
+//!   neither does), and a DRAM-sized set of 4 × L3 capped at an eighth of `MemAvailable`. Loads and stores are
 //!   AVX-512 (else AVX2, else plain loops), unrolled, so that the kernels are bound by the
 //!   memory system rather than by instructions. Bytes counted: read 1 stream, rmw 2 (read
 //!   and write of x), triad 3 (b, c read, a written); the read-for-ownership that a cache
@@ -29,12 +29,13 @@
 //!   threads' bytes over the slowest thread's time.
 //!
 //! Every figure is the best of 63 timed repetitions of about 2 ms each (21 in each of three
-//! rounds over all figures), with the median beside it: on a shared machine the best is the closest to what the hardware allows, the median
-//! says how noisy the run was. A repetition in a cache runs the kernel over the whole working
-//! set as many times as fill 2 ms; at DRAM sizes, where one pass takes longer, a repetition is
-//! the next 2 ms segment of a pass (the segments cycle through the whole set, so each was
-//! last touched a whole working set ago, 4 × L3 bytes earlier). Total run time is well under
-//! a minute.
+//! rounds over all figures), with the median beside it: on a shared machine the best is the
+//! closest to what the hardware allows, the median says how noisy the run was. A repetition
+//! in a cache runs the kernel over the whole working set as many times as fill 2 ms; at DRAM
+//! sizes, where one pass takes longer, a repetition is the next 2 ms segment of a pass (the
+//! segments cycle through the whole set, so each was last touched a whole working set ago,
+//! 4 × L3 bytes earlier). The whole run takes under a minute (40–50 s on a busy two-core
+//! machine, most of it spent faulting in the DRAM-sized arrays).
 
 use std::fmt::Write as _;
 use std::hint::black_box;
