@@ -47,7 +47,7 @@ use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use deltaprop::kernels::KernelSet;
 use deltaprop::simd::{self, Level};
-use deltaprop::{MatMut, MatRef, ROW_ALIGN, Scalar};
+use deltaprop::{MatMut, MatRef, ROW_ALIGN, Scalar, reference};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, ColMut, ColRef, Par, RowRef};
 use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
@@ -240,6 +240,7 @@ impl_blas!(f64, cblas_dgemv, cblas_dger, cblas_dgemm, dgemm);
 
 /// One layer's inputs with W in a 64-byte-aligned buffer whose stride is padded as
 /// `deltaprop::Matrix` pads it, so that every library reads the very same memory.
+#[derive(Clone)]
 struct Layer<T: Scalar> {
     h: usize,
     l: usize,
@@ -298,8 +299,13 @@ fn faer_w<T: Scalar>(w: &[T], h: usize, l: usize, stride: usize) -> faer::MatRef
     faer::MatRef::from_row_major_slice_with_stride(w, h, l, stride)
 }
 
+/// A row-major view for faer, built as the transpose of a column-major one (as faer's own
+/// `MatRef::from_row_major_slice_with_stride` does): faer 0.24.4's
+/// `MatMut::from_row_major_slice_with_stride_mut` passes the strides to `from_raw_parts_mut`
+/// swapped and gives a column-major view of the slice — a different, overlapping matrix
+/// whenever H ≠ L, which the checks below catch.
 fn faer_w_mut<T: Scalar>(w: &mut [T], h: usize, l: usize, stride: usize) -> faer::MatMut<'_, T> {
-    faer::MatMut::from_row_major_slice_with_stride_mut(w, h, l, stride)
+    faer::MatMut::from_column_major_slice_with_stride_mut(w, l, h, stride).transpose_mut()
 }
 
 // --- the plain loops: safe Rust as a user would write it, vectorised by LLVM where it can
@@ -618,6 +624,71 @@ fn dp_backward_update<T: Scalar>(k: KernelSet, x: &mut Layer<T>) {
     .unwrap();
 }
 
+/// What `kernel` must give on `x`, by deltaprop's reference loops (f64 copies of the outputs
+/// the kernel writes: n, δ̂, W).
+fn expected<T: Scalar>(kernel: &str, x: &Layer<T>) -> Vec<f64> {
+    let mut y = x.clone();
+    let (h, l, stride) = (y.h, y.l, y.stride);
+    match kernel {
+        "affine" => {
+            reference::affine(w_ref(&y.w, h, l, stride), &y.a_prev, &y.b, &mut y.n).unwrap()
+        }
+        "backward" => reference::backward(
+            w_ref(&y.w, h, l, stride),
+            &y.delta,
+            &y.d_prev,
+            &mut y.delta_prev,
+        )
+        .unwrap(),
+        "rank1_update" => {
+            reference::rank1_update(w_mut(&mut y.w, h, l, stride), y.alpha, &y.a_prev, &y.delta)
+                .unwrap()
+        }
+        _ => reference::backward_update(
+            w_mut(&mut y.w, h, l, stride),
+            y.alpha,
+            &y.a_prev,
+            &y.delta,
+            &y.d_prev,
+            &mut y.delta_prev,
+        )
+        .unwrap(),
+    }
+    outputs(kernel, &y)
+}
+
+fn outputs<T: Scalar>(kernel: &str, y: &Layer<T>) -> Vec<f64> {
+    let f = |v: &[T]| v.iter().map(|e| e.to_f64()).collect::<Vec<_>>();
+    match kernel {
+        "affine" => f(&y.n),
+        "backward" => f(&y.delta_prev),
+        "rank1_update" => f(&y.w),
+        _ => [f(&y.w), f(&y.delta_prev)].concat(),
+    }
+}
+
+/// Runs `step` once on a copy of `x` with a large α and checks what it wrote against the
+/// reference loop: a library given a wrong view would be timed doing other work, so the bench
+/// refuses to go on.
+fn verify_step<T: Scalar>(kernel: &str, name: &str, x: &Layer<T>, step: &dyn Fn(&mut Layer<T>)) {
+    let mut y = x.clone();
+    y.alpha = T::from_f64(0.5);
+    let want = expected(kernel, &y);
+    step(&mut y);
+    let got = outputs(kernel, &y);
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    let tol = scale * if T::NAME == "f32" { 1e-3 } else { 1e-10 };
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol,
+            "{name} computes the wrong {kernel} for {} {}x{}: element {i} is {g}, not {w}",
+            T::NAME,
+            x.h,
+            x.l
+        );
+    }
+}
+
 /// The deltaprop levels compared: every level above portable (the best one can differ per
 /// kernel), or portable alone on a CPU without any.
 fn levels() -> Vec<KernelSet> {
@@ -723,6 +794,7 @@ fn bench_peers<T: Blas>(c: &mut Criterion) {
             g.throughput(throughput);
             for &k in &kernel_sets {
                 let id = format!("deltaprop-{}", k.level());
+                verify_step(kernel, &id, &x, &|x| dp(k, x));
                 g.bench_function(BenchmarkId::from_parameter(id), |bch| {
                     bch.iter(|| {
                         dp(k, &mut x);
@@ -733,6 +805,10 @@ fn bench_peers<T: Blas>(c: &mut Criterion) {
             }
             if kernel == "backward_update" {
                 let id = format!("deltaprop-{}-pair", best.level());
+                verify_step(kernel, &id, &x, &|x| {
+                    dp_backward(best, x);
+                    dp_rank1(best, x);
+                });
                 g.bench_function(BenchmarkId::from_parameter(id), |bch| {
                     bch.iter(|| {
                         dp_backward(best, &mut x);
@@ -747,6 +823,7 @@ fn bench_peers<T: Blas>(c: &mut Criterion) {
                 // from OPENBLAS_CORETYPE or the CPU), so runs under several core types
                 // sit side by side in one group.
                 let name = name.replacen("openblas", &openblas, 1);
+                verify_step(kernel, &name, &x, &step);
                 g.bench_function(BenchmarkId::from_parameter(name), |bch| {
                     bch.iter(|| {
                         step(&mut x);
@@ -768,6 +845,7 @@ const BATCHES: [usize; 3] = [1, 32, 256];
 
 /// A row-major matrix in a 64-byte-aligned buffer, rows padded as `deltaprop::Matrix` pads
 /// them, that every library can view.
+#[derive(Clone)]
 struct Dense<T: Scalar> {
     rows: usize,
     cols: usize,
@@ -796,6 +874,9 @@ impl<T: Blas> Dense<T> {
             data,
         }
     }
+    fn at(&self, r: usize, c: usize) -> T {
+        self.data[r * self.stride + c]
+    }
     fn dp(&self) -> MatRef<'_, T> {
         MatRef::from_slice(&self.data, self.rows, self.cols, self.stride).expect("a valid view")
     }
@@ -819,6 +900,290 @@ impl<T: Blas> Dense<T> {
         let rs = self.stride as isize;
         let p = self.data.as_ptr();
         if transposed { (p, 1, rs) } else { (p, rs, 1) }
+    }
+    fn mm_out(&mut self) -> (*mut T, isize, isize) {
+        (self.data.as_mut_ptr(), self.stride as isize, 1)
+    }
+}
+
+/// One minibatch product's operands: W (H × L), Â and D̂ (B × H), Δ (B × L), the bias, and
+/// the outputs (`out`: N, B × L, or Δ̂, B × H; `w_upd`: the W that the update changes).
+#[derive(Clone)]
+struct Batch<T: Scalar> {
+    w: Dense<T>,
+    bias: Vec<T>,
+    x: Dense<T>,
+    delta: Dense<T>,
+    d_prev: Dense<T>,
+    d: Dense<T>,
+    out_l: Dense<T>,
+    out_h: Dense<T>,
+    w_upd: Dense<T>,
+    b_upd: Vec<T>,
+    alpha: T,
+    best: KernelSet,
+}
+
+impl<T: Blas> Batch<T> {
+    fn new(h: usize, l: usize, bsz: usize, best: KernelSet) -> Self {
+        let mut rng = Rng::new(7 ^ ((h as u64) << 32) ^ ((l as u64) << 12) ^ bsz as u64);
+        let scale = 1.0 / (h as f64).sqrt();
+        let w = Dense::new(h, l, &mut rng, -scale, scale);
+        let bias = rng.vec(l, -0.1, 0.1);
+        Batch {
+            w_upd: w.clone(),
+            b_upd: bias.clone(),
+            w,
+            bias,
+            x: Dense::new(bsz, h, &mut rng, 0.0, 1.0),
+            delta: Dense::new(bsz, l, &mut rng, -0.5, 0.5),
+            d_prev: Dense::new(bsz, h, &mut rng, 0.0, 0.25),
+            d: Dense::new(bsz, l, &mut rng, 0.0, 0.0),
+            out_l: Dense::new(bsz, l, &mut rng, 0.0, 0.0),
+            out_h: Dense::new(bsz, h, &mut rng, 0.0, 0.0),
+            alpha: T::from_f64(1e-7),
+            best,
+        }
+    }
+    /// −α/B, the factor of ÂᵀΔ in the update.
+    fn s(&self) -> T {
+        -self.alpha / T::from_f64(self.x.rows as f64)
+    }
+}
+
+type BatchStep<T> = fn(&mut Batch<T>);
+
+// N = Â W (deltaprop: + 1bᵀ, identity σ, σ' written).
+fn dp_forward<T: Blas>(z: &mut Batch<T>) {
+    z.best
+        .batch_forward(
+            deltaprop::Activation::Identity,
+            black_box(z.w.dp()),
+            black_box(&z.bias),
+            black_box(z.x.dp()),
+            z.out_l.dp_mut(),
+            z.d.dp_mut(),
+        )
+        .unwrap()
+}
+fn blas_forward<T: Blas>(z: &mut Batch<T>) {
+    // SAFETY: Â is B × H, W H × L, N B × L, at their leading dimensions.
+    unsafe {
+        T::gemm(
+            false,
+            false,
+            (z.x.rows, z.w.cols, z.w.rows),
+            T::ONE,
+            (black_box(z.x.data.as_ptr()), z.x.stride),
+            (z.w.data.as_ptr(), z.w.stride),
+            T::ZERO,
+            (z.out_l.data.as_mut_ptr(), z.out_l.stride),
+        )
+    }
+}
+fn faer_forward<T: Blas>(z: &mut Batch<T>) {
+    let (x, w) = (black_box(&z.x).faer(), z.w.faer());
+    matmul(z.out_l.faer_mut(), Accum::Replace, x, w, T::ONE, Par::Seq)
+}
+fn nd_forward<T: Blas>(z: &mut Batch<T>) {
+    let (x, w) = (black_box(&z.x).nd(), z.w.nd());
+    general_mat_mul(T::ONE, &x, &w, T::ZERO, &mut z.out_l.nd_mut())
+}
+fn mm_forward<T: Blas>(z: &mut Batch<T>) {
+    let out = z.out_l.mm_out();
+    // SAFETY: Â is B × H, W H × L, N B × L, as the strides say.
+    unsafe {
+        T::mm_gemm(
+            (z.x.rows, z.w.rows, z.w.cols),
+            T::ONE,
+            black_box(z.x.mm(false)),
+            z.w.mm(false),
+            T::ZERO,
+            out,
+        )
+    }
+}
+
+// Δ̂ = Δ Wᵀ (deltaprop: ⊙ D̂).
+fn dp_backward_b<T: Blas>(z: &mut Batch<T>) {
+    z.best
+        .batch_backward(
+            black_box(z.w.dp()),
+            black_box(z.delta.dp()),
+            black_box(z.d_prev.dp()),
+            z.out_h.dp_mut(),
+        )
+        .unwrap()
+}
+fn blas_backward_b<T: Blas>(z: &mut Batch<T>) {
+    // SAFETY: Δ is B × L, Wᵀ L × H (W transposed), Δ̂ B × H.
+    unsafe {
+        T::gemm(
+            false,
+            true,
+            (z.x.rows, z.w.rows, z.w.cols),
+            T::ONE,
+            (black_box(z.delta.data.as_ptr()), z.delta.stride),
+            (z.w.data.as_ptr(), z.w.stride),
+            T::ZERO,
+            (z.out_h.data.as_mut_ptr(), z.out_h.stride),
+        )
+    }
+}
+fn faer_backward_b<T: Blas>(z: &mut Batch<T>) {
+    let (d, w) = (black_box(&z.delta).faer(), z.w.faer().transpose());
+    matmul(z.out_h.faer_mut(), Accum::Replace, d, w, T::ONE, Par::Seq)
+}
+fn nd_backward_b<T: Blas>(z: &mut Batch<T>) {
+    let (d, w) = (black_box(&z.delta).nd(), z.w.nd());
+    general_mat_mul(T::ONE, &d, &w.t(), T::ZERO, &mut z.out_h.nd_mut())
+}
+fn mm_backward_b<T: Blas>(z: &mut Batch<T>) {
+    let out = z.out_h.mm_out();
+    // SAFETY: Δ is B × L, Wᵀ L × H (W by swapped strides), Δ̂ B × H.
+    unsafe {
+        T::mm_gemm(
+            (z.x.rows, z.w.cols, z.w.rows),
+            T::ONE,
+            black_box(z.delta.mm(false)),
+            z.w.mm(true),
+            T::ZERO,
+            out,
+        )
+    }
+}
+
+// W −= (α/B) ÂᵀΔ (deltaprop: and the bias).
+fn dp_update_b<T: Blas>(z: &mut Batch<T>) {
+    let (x, d) = (black_box(z.x.dp()), black_box(z.delta.dp()));
+    z.best
+        .batch_update(z.w_upd.dp_mut(), &mut z.b_upd, z.alpha, x, d)
+        .unwrap()
+}
+fn blas_update_b<T: Blas>(z: &mut Batch<T>) {
+    let s = z.s();
+    // SAFETY: Âᵀ is H × B (Â transposed), Δ B × L, W H × L.
+    unsafe {
+        T::gemm(
+            true,
+            false,
+            (z.w.rows, z.w.cols, z.x.rows),
+            s,
+            (black_box(z.x.data.as_ptr()), z.x.stride),
+            (black_box(z.delta.data.as_ptr()), z.delta.stride),
+            T::ONE,
+            (z.w_upd.data.as_mut_ptr(), z.w_upd.stride),
+        )
+    }
+}
+fn faer_update_b<T: Blas>(z: &mut Batch<T>) {
+    let s = z.s();
+    let (x, d) = (
+        black_box(&z.x).faer().transpose(),
+        black_box(&z.delta).faer(),
+    );
+    matmul(z.w_upd.faer_mut(), Accum::Add, x, d, s, Par::Seq)
+}
+fn nd_update_b<T: Blas>(z: &mut Batch<T>) {
+    let s = z.s();
+    let (x, d) = (black_box(&z.x).nd(), black_box(&z.delta).nd());
+    general_mat_mul(s, &x.t(), &d, T::ONE, &mut z.w_upd.nd_mut())
+}
+fn mm_update_b<T: Blas>(z: &mut Batch<T>) {
+    let s = z.s();
+    let out = z.w_upd.mm_out();
+    // SAFETY: Âᵀ is H × B (Â by swapped strides), Δ B × L, W H × L.
+    unsafe {
+        T::mm_gemm(
+            (z.w.rows, z.x.rows, z.w.cols),
+            s,
+            black_box(z.x.mm(true)),
+            black_box(z.delta.mm(false)),
+            T::ONE,
+            out,
+        )
+    }
+}
+
+/// The product each step of `op` must give, computed naively in f64 (without deltaprop's
+/// epilogue): N = ÂW, Δ̂ = ΔWᵀ, or W − (α/B)ÂᵀΔ.
+fn naive_product<T: Blas>(op: &str, z: &Batch<T>) -> Vec<f64> {
+    let (h, l, bsz) = (z.w.rows, z.w.cols, z.x.rows);
+    let w = |r, c| z.w.at(r, c).to_f64();
+    match op {
+        "gemm_forward" => (0..bsz * l)
+            .map(|i| {
+                (0..h)
+                    .map(|k| z.x.at(i / l, k).to_f64() * w(k, i % l))
+                    .sum()
+            })
+            .collect(),
+        "gemm_backward" => (0..bsz * h)
+            .map(|i| {
+                (0..l)
+                    .map(|k| z.delta.at(i / h, k).to_f64() * w(i % h, k))
+                    .sum()
+            })
+            .collect(),
+        _ => (0..h * l)
+            .map(|i| {
+                let (r, c) = (i / l, i % l);
+                let sum: f64 = (0..bsz)
+                    .map(|b| z.x.at(b, r).to_f64() * z.delta.at(b, c).to_f64())
+                    .sum();
+                w(r, c) + z.s().to_f64() * sum
+            })
+            .collect(),
+    }
+}
+
+/// Runs `step` once on a copy of the operands with a large α and checks its output against
+/// the naive product (for deltaprop, with its epilogue: plus the bias in the forward, times D̂
+/// in the backward): a library given a wrong view would be timed doing other work, so the
+/// bench refuses to go on.
+fn verify_gemm<T: Blas>(op: &str, name: &str, z0: &Batch<T>, step: BatchStep<T>) {
+    let mut z = z0.clone();
+    z.alpha = T::from_f64(0.5);
+    step(&mut z);
+    let want = naive_product(op, &z);
+    let dp = name.starts_with("deltaprop");
+    let (rows, cols) = match op {
+        "gemm_forward" => (z.x.rows, z.w.cols),
+        "gemm_backward" => (z.x.rows, z.w.rows),
+        _ => (z.w.rows, z.w.cols),
+    };
+    // deltaprop's output, epilogue included, and what it must be.
+    let (got, want_at) = (
+        |r: usize, c: usize| -> f64 {
+            match op {
+                "gemm_forward" => z.out_l.at(r, c).to_f64(),
+                "gemm_backward" => z.out_h.at(r, c).to_f64(),
+                _ => z.w_upd.at(r, c).to_f64(),
+            }
+        },
+        |r: usize, c: usize| -> f64 {
+            let p = want[r * cols + c];
+            match op {
+                "gemm_forward" if dp => p + z.bias[c].to_f64(),
+                "gemm_backward" if dp => p * z.d_prev.at(r, c).to_f64(),
+                _ => p,
+            }
+        },
+    );
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    let tol = scale * if T::NAME == "f32" { 1e-3 } else { 1e-10 };
+    for r in 0..rows {
+        for c in 0..cols {
+            let (g, w) = (got(r, c), want_at(r, c));
+            assert!(
+                (g - w).abs() <= tol,
+                "{name} computes the wrong {op} at ({r}, {c}) for {} {}x{} B={}: {g} vs {w}",
+                T::NAME,
+                z.w.rows,
+                z.w.cols,
+                z.x.rows
+            );
+        }
     }
 }
 
@@ -849,253 +1214,63 @@ fn bench_gemm<T: Blas>(c: &mut Criterion) {
     let best = KernelSet::new(simd::best()).expect("the best level");
     let dp_name = format!("deltaprop-{}", best.level());
     let openblas = format!("openblas-{}", openblas_core().to_lowercase());
-    let alpha = T::from_f64(1e-7);
+    type Lib<T> = [BatchStep<T>; 5];
+    let ops: [(&str, Lib<T>); 3] = [
+        (
+            "gemm_forward",
+            [
+                dp_forward,
+                blas_forward,
+                faer_forward,
+                nd_forward,
+                mm_forward,
+            ],
+        ),
+        (
+            "gemm_backward",
+            [
+                dp_backward_b,
+                blas_backward_b,
+                faer_backward_b,
+                nd_backward_b,
+                mm_backward_b,
+            ],
+        ),
+        (
+            "gemm_update",
+            [
+                dp_update_b,
+                blas_update_b,
+                faer_update_b,
+                nd_update_b,
+                mm_update_b,
+            ],
+        ),
+    ];
+    let names = [
+        dp_name.as_str(),
+        openblas.as_str(),
+        "faer",
+        "ndarray",
+        "matrixmultiply",
+    ];
     for (h, l) in GEMM_SHAPES {
-        let mut rng = Rng::new(7 ^ ((h as u64) << 32) ^ l as u64);
-        let scale = 1.0 / (h as f64).sqrt();
-        let w0 = Dense::<T>::new(h, l, &mut rng, -scale, scale);
-        let bias: Vec<T> = rng.vec(l, -0.1, 0.1);
         let flops = |b: usize| 2 * b * h * l;
-        let shape = format!("{}/{h}x{l}", T::NAME);
-
-        let mut g = c.benchmark_group(format!("peers/gemm_forward/{shape}"));
-        configure_gemm(&mut g, flops(256));
-        for bsz in BATCHES {
-            g.throughput(criterion::Throughput::Elements(flops(bsz) as u64));
-            let x = Dense::<T>::new(bsz, h, &mut rng, 0.0, 1.0);
-            let mut a = Dense::<T>::new(bsz, l, &mut rng, 0.0, 0.0);
-            let mut d = Dense::<T>::new(bsz, l, &mut rng, 0.0, 0.0);
-            let id = |lib: &str| BenchmarkId::new(lib, format!("B={bsz}"));
-            g.bench_function(id(&dp_name), |bch| {
-                bch.iter(|| {
-                    best.batch_forward(
-                        deltaprop::Activation::Identity,
-                        black_box(w0.dp()),
-                        black_box(&bias),
-                        black_box(x.dp()),
-                        a.dp_mut(),
-                        d.dp_mut(),
-                    )
-                    .unwrap()
-                })
-            });
-            g.bench_function(id(&openblas), |bch| {
-                bch.iter(|| {
-                    // SAFETY: Â is B × H, W H × L, N B × L, at their strides.
-                    unsafe {
-                        T::gemm(
-                            false,
-                            false,
-                            (bsz, l, h),
-                            T::ONE,
-                            (black_box(x.data.as_ptr()), x.stride),
-                            (w0.data.as_ptr(), w0.stride),
-                            T::ZERO,
-                            (a.data.as_mut_ptr(), a.stride),
-                        )
-                    }
-                })
-            });
-            g.bench_function(id("faer"), |bch| {
-                bch.iter(|| {
-                    matmul(
-                        a.faer_mut(),
-                        Accum::Replace,
-                        black_box(x.faer()),
-                        w0.faer(),
-                        T::ONE,
-                        Par::Seq,
-                    )
-                })
-            });
-            g.bench_function(id("ndarray"), |bch| {
-                bch.iter(|| {
-                    general_mat_mul(
-                        T::ONE,
-                        &black_box(x.nd()),
-                        &w0.nd(),
-                        T::ZERO,
-                        &mut a.nd_mut(),
-                    )
-                })
-            });
-            g.bench_function(id("matrixmultiply"), |bch| {
-                bch.iter(|| {
-                    let ap = a.data.as_mut_ptr();
-                    // SAFETY: Â is B × H, W H × L, N B × L, as the strides say.
-                    unsafe {
-                        T::mm_gemm(
-                            (bsz, h, l),
-                            T::ONE,
-                            black_box(x.mm(false)),
-                            w0.mm(false),
-                            T::ZERO,
-                            (ap, a.stride as isize, 1),
-                        )
-                    }
-                })
-            });
+        for (op, steps) in &ops {
+            let mut g = c.benchmark_group(format!("peers/{op}/{}/{h}x{l}", T::NAME));
+            configure_gemm(&mut g, flops(256));
+            for bsz in BATCHES {
+                g.throughput(criterion::Throughput::Elements(flops(bsz) as u64));
+                let mut z = Batch::<T>::new(h, l, bsz, best);
+                for (name, step) in names.iter().zip(steps) {
+                    verify_gemm(op, name, &z, *step);
+                    g.bench_function(BenchmarkId::new(*name, format!("B={bsz}")), |bch| {
+                        bch.iter(|| step(&mut z))
+                    });
+                }
+            }
+            g.finish();
         }
-        g.finish();
-
-        let mut g = c.benchmark_group(format!("peers/gemm_backward/{shape}"));
-        configure_gemm(&mut g, flops(256));
-        for bsz in BATCHES {
-            g.throughput(criterion::Throughput::Elements(flops(bsz) as u64));
-            let delta = Dense::<T>::new(bsz, l, &mut rng, -0.5, 0.5);
-            let d_prev = Dense::<T>::new(bsz, h, &mut rng, 0.0, 0.25);
-            let mut out = Dense::<T>::new(bsz, h, &mut rng, 0.0, 0.0);
-            let id = |lib: &str| BenchmarkId::new(lib, format!("B={bsz}"));
-            g.bench_function(id(&dp_name), |bch| {
-                bch.iter(|| {
-                    best.batch_backward(
-                        black_box(w0.dp()),
-                        black_box(delta.dp()),
-                        black_box(d_prev.dp()),
-                        out.dp_mut(),
-                    )
-                    .unwrap()
-                })
-            });
-            g.bench_function(id(&openblas), |bch| {
-                bch.iter(|| {
-                    // SAFETY: Δ is B × L, Wᵀ L × H (W transposed), Δ̂ B × H.
-                    unsafe {
-                        T::gemm(
-                            false,
-                            true,
-                            (bsz, h, l),
-                            T::ONE,
-                            (black_box(delta.data.as_ptr()), delta.stride),
-                            (w0.data.as_ptr(), w0.stride),
-                            T::ZERO,
-                            (out.data.as_mut_ptr(), out.stride),
-                        )
-                    }
-                })
-            });
-            g.bench_function(id("faer"), |bch| {
-                bch.iter(|| {
-                    matmul(
-                        out.faer_mut(),
-                        Accum::Replace,
-                        black_box(delta.faer()),
-                        w0.faer().transpose(),
-                        T::ONE,
-                        Par::Seq,
-                    )
-                })
-            });
-            g.bench_function(id("ndarray"), |bch| {
-                bch.iter(|| {
-                    general_mat_mul(
-                        T::ONE,
-                        &black_box(delta.nd()),
-                        &w0.nd().t(),
-                        T::ZERO,
-                        &mut out.nd_mut(),
-                    )
-                })
-            });
-            g.bench_function(id("matrixmultiply"), |bch| {
-                bch.iter(|| {
-                    let op = out.data.as_mut_ptr();
-                    // SAFETY: Δ is B × L, Wᵀ L × H (W by swapped strides), Δ̂ B × H.
-                    unsafe {
-                        T::mm_gemm(
-                            (bsz, l, h),
-                            T::ONE,
-                            black_box(delta.mm(false)),
-                            w0.mm(true),
-                            T::ZERO,
-                            (op, out.stride as isize, 1),
-                        )
-                    }
-                })
-            });
-        }
-        g.finish();
-
-        let mut g = c.benchmark_group(format!("peers/gemm_update/{shape}"));
-        configure_gemm(&mut g, flops(256));
-        for bsz in BATCHES {
-            g.throughput(criterion::Throughput::Elements(flops(bsz) as u64));
-            let x = Dense::<T>::new(bsz, h, &mut rng, 0.0, 1.0);
-            let delta = Dense::<T>::new(bsz, l, &mut rng, -0.5, 0.5);
-            let mut w = Dense::<T>::new(h, l, &mut rng, -scale, scale);
-            let mut b = bias.clone();
-            let s = -alpha / T::from_f64(bsz as f64);
-            let id = |lib: &str| BenchmarkId::new(lib, format!("B={bsz}"));
-            g.bench_function(id(&dp_name), |bch| {
-                bch.iter(|| {
-                    best.batch_update(
-                        w.dp_mut(),
-                        &mut b,
-                        alpha,
-                        black_box(x.dp()),
-                        black_box(delta.dp()),
-                    )
-                    .unwrap()
-                })
-            });
-            g.bench_function(id(&openblas), |bch| {
-                bch.iter(|| {
-                    // SAFETY: Âᵀ is H × B (Â transposed), Δ B × L, W H × L.
-                    unsafe {
-                        T::gemm(
-                            true,
-                            false,
-                            (h, l, bsz),
-                            s,
-                            (black_box(x.data.as_ptr()), x.stride),
-                            (black_box(delta.data.as_ptr()), delta.stride),
-                            T::ONE,
-                            (w.data.as_mut_ptr(), w.stride),
-                        )
-                    }
-                })
-            });
-            g.bench_function(id("faer"), |bch| {
-                bch.iter(|| {
-                    matmul(
-                        w.faer_mut(),
-                        Accum::Add,
-                        black_box(x.faer()).transpose(),
-                        black_box(delta.faer()),
-                        s,
-                        Par::Seq,
-                    )
-                })
-            });
-            g.bench_function(id("ndarray"), |bch| {
-                bch.iter(|| {
-                    general_mat_mul(
-                        s,
-                        &black_box(x.nd()).t(),
-                        &black_box(delta.nd()),
-                        T::ONE,
-                        &mut w.nd_mut(),
-                    )
-                })
-            });
-            g.bench_function(id("matrixmultiply"), |bch| {
-                bch.iter(|| {
-                    let wp = w.data.as_mut_ptr();
-                    // SAFETY: Âᵀ is H × B (Â by swapped strides), Δ B × L, W H × L.
-                    unsafe {
-                        T::mm_gemm(
-                            (h, bsz, l),
-                            s,
-                            black_box(x.mm(true)),
-                            black_box(delta.mm(false)),
-                            T::ONE,
-                            (wp, w.stride as isize, 1),
-                        )
-                    }
-                })
-            });
-        }
-        g.finish();
     }
 }
 
