@@ -95,7 +95,7 @@ fn build(c: &Case<'_>) -> Network<f64> {
 /// Every |got − want| > TOL, described; and the largest difference seen.
 fn compare(c: &Case<'_>, net: &Network<f64>, psi: f64, errors: &mut Vec<String>) -> f64 {
     let mut worst = (psi - c.v["loss_value"].as_f64().expect("loss_value")).abs();
-    if worst > TOL {
+    if worst > TOL || worst.is_nan() {
         errors.push(format!(
             "{}: loss {psi:e}, torch {}",
             c.name, c.v["loss_value"]
@@ -116,7 +116,7 @@ fn compare(c: &Case<'_>, net: &Network<f64>, psi: f64, errors: &mut Vec<String>)
                 let (got, want) = (layer.weights().get(r, col), w[r * l + col]);
                 let diff = (got - want).abs();
                 worst = worst.max(diff);
-                if !(diff <= TOL) {
+                if diff > TOL || diff.is_nan() {
                     errors.push(format!(
                         "{}: W{k}[{r},{col}] = {got:e}, torch {want:e}",
                         c.name
@@ -127,7 +127,7 @@ fn compare(c: &Case<'_>, net: &Network<f64>, psi: f64, errors: &mut Vec<String>)
         for (j, (&got, want)) in layer.bias().iter().zip(floats(&want["b"])).enumerate() {
             let diff = (got - want).abs();
             worst = worst.max(diff);
-            if !(diff <= TOL) {
+            if diff > TOL || diff.is_nan() {
                 errors.push(format!("{}: b{k}[{j}] = {got:e}, torch {want:e}", c.name));
             }
         }
