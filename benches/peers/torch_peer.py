@@ -91,7 +91,22 @@ def main():
         "blas": "mkl" if torch.backends.mkl.is_available() else "unknown",
         "mkldnn": torch.backends.mkldnn.is_available(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "parallel": torch.__config__.parallel_info().splitlines()[0],
+        "parallel": next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in torch.__config__.parallel_info().splitlines()
+                if line.startswith("ATen parallel backend")
+            ),
+            "unknown",
+        ),
+        "math_library": next(
+            (
+                line.strip()
+                for line in torch.__config__.show().splitlines()
+                if "Math Kernel Library" in line
+            ),
+            "unknown",
+        ),
     }
     records = []
     for variant in args.variants.split(","):
