@@ -88,6 +88,15 @@ static void call(struct ctx *c) {
     }
 }
 
+/* FANN's mean squared error over the rows of c (no training): evidence that the timed calls
+ * trained the network, recorded before and after them. */
+static float mse(struct ctx *c, unsigned rows) {
+    fann_reset_MSE(c->ann);
+    for (unsigned i = 0; i < rows; i++)
+        fann_test(c->ann, c->x + (size_t)i * c->h, c->t + (size_t)i * c->l);
+    return fann_get_MSE(c->ann);
+}
+
 static void cpu_model(char *out, size_t n) {
     FILE *f = fopen("/proc/cpuinfo", "r");
     char line[512];
@@ -165,6 +174,7 @@ int main(int argc, char **argv) {
             /* The protocol of common.py: calibrate, one warm-up repetition, median of reps. */
             double target = big ? 1.0 : 0.4;
             int reps = big ? 3 : 5;
+            float mse_before = mse(&c, rows);
             double t0 = now();
             call(&c);
             double once = now() - t0;
@@ -180,6 +190,7 @@ int main(int argc, char **argv) {
                     call(&c);
                 rates[r2] = (double)iters * rows / (now() - t0);
             }
+            float mse_after = mse(&c, rows);
             double sorted[5];
             memcpy(sorted, rates, sizeof rates);
             qsort(sorted, reps, sizeof(double), cmp);
@@ -204,8 +215,9 @@ int main(int argc, char **argv) {
                    group, (double)LR, rows, sorted[reps / 2]);
             for (int r2 = 0; r2 < reps; r2++)
                 printf("%s%.6g", r2 ? ", " : "", rates[r2]);
-            printf("], \"calls_per_rep\": %ld, \"exact_match\": %s, ", iters,
-                   net->exact ? "true" : "false");
+            printf("], \"calls_per_rep\": %ld, \"mse_before\": %.6g, \"mse_after\": %.6g, "
+                   "\"exact_match\": %s, ",
+                   iters, (double)mse_before, (double)mse_after, net->exact ? "true" : "false");
             if (!net->exact)
                 printf("\"deviation\": \"FANN has no softmax or cross-entropy: same layer sizes "
                        "with a sigmoid output and squared error\", ");
