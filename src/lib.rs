@@ -87,6 +87,8 @@
 
 mod activation;
 mod error;
+#[cfg(feature = "ndarray")]
+mod interop;
 pub mod kernels;
 mod matrix;
 mod network;

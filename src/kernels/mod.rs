@@ -135,7 +135,7 @@ impl KernelSet {
         // view's span covers rows × cols at its stride; the level is supported (`new`).
         unsafe {
             (t.affine)(
-                w.span().as_ptr(),
+                w.as_ptr(),
                 w.rows(),
                 w.cols(),
                 w.row_stride(),
@@ -176,7 +176,7 @@ impl KernelSet {
         // SAFETY: as in `affine`; `w` is borrowed mutably, so no input aliases it.
         unsafe {
             (t.rank1_update)(
-                w.span_mut().as_mut_ptr(),
+                w.as_mut_ptr(),
                 h,
                 l,
                 rs,
@@ -201,7 +201,7 @@ impl KernelSet {
         // SAFETY: as in `affine`.
         unsafe {
             (t.backward)(
-                w.span().as_ptr(),
+                w.as_ptr(),
                 w.rows(),
                 w.cols(),
                 w.row_stride(),
@@ -230,7 +230,7 @@ impl KernelSet {
         // SAFETY: as in `rank1_update` and `backward`.
         unsafe {
             (t.backward_update)(
-                w.span_mut().as_mut_ptr(),
+                w.as_mut_ptr(),
                 h,
                 l,
                 rs,

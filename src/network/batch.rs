@@ -199,7 +199,7 @@ impl<T: Scalar> Network<T> {
             let a_prev: &[T] = match below.last_mut() {
                 None => x,
                 Some(prev) => {
-                    par::backward(layer.w.as_ref(), delta, &prev.d, &mut prev.delta)?;
+                    par::backward(&layer.w, delta, &prev.d, &mut prev.delta)?;
                     &prev.a
                 }
             };

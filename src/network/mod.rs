@@ -257,9 +257,9 @@ impl<T: Scalar> Network<T> {
             let (below, rest) = self.ws.split_at_mut(k);
             let delta = &rest[0].delta;
             match below.last_mut() {
-                None => par::rank1_update(layer.w.as_mut(), alpha, x, delta)?,
+                None => par::rank1_update(&mut layer.w, alpha, x, delta)?,
                 Some(prev) => par::backward_update(
-                    layer.w.as_mut(),
+                    &mut layer.w,
                     alpha,
                     &prev.a,
                     delta,
@@ -347,9 +347,9 @@ fn forward_layer<T: Scalar>(
     d: &mut [T],
 ) -> Result<(), Error> {
     if layer.act == Activation::Softmax {
-        par::affine(layer.w.as_ref(), a_prev, &layer.b, a)
+        par::affine(&layer.w, a_prev, &layer.b, a)
     } else {
-        par::affine(layer.w.as_ref(), a_prev, &layer.b, n)?;
+        par::affine(&layer.w, a_prev, &layer.b, n)?;
         kernels::activate(layer.act, n, a, d)
     }
 }

@@ -7,10 +7,13 @@
 //! view it is given. So the result is the same bit for bit on any number of threads, with or
 //! without the `rayon` feature. Below the thresholds a layer is one kernel call: splitting a
 //! 64 × 32 (or even a 784 × 256) layer would only add the cost of waking a thread.
+//!
+//! Each function takes the layer's [`Matrix`] itself, not a view: the blocks are cut from the
+//! matrix's buffer, which the network owns whole (a view borrows its elements only).
 
 use crate::error::Error;
 use crate::kernels;
-use crate::matrix::{MatMut, MatRef};
+use crate::matrix::{MatMut, MatRef, Matrix};
 use crate::scalar::Scalar;
 
 /// Bytes of W (H · L · size of T) from which a layer's per-sample kernels are split into
@@ -41,17 +44,17 @@ fn split_cols<T>(h: usize, l: usize) -> bool {
 
 /// n = Wᵀâ + b, by blocks of [`COL_BLOCK`] columns on wide layers.
 pub(crate) fn affine<T: Scalar>(
-    w: MatRef<'_, T>,
+    w: &Matrix<T>,
     a_prev: &[T],
     b: &[T],
     n: &mut [T],
 ) -> Result<(), Error> {
     let (h, l, rs) = (w.rows(), w.cols(), w.row_stride());
     if !split_cols::<T>(h, l) {
-        return kernels::affine(w, a_prev, b, n);
+        return kernels::affine(w.as_ref(), a_prev, b, n);
     }
-    kernels::check_affine(&w, a_prev, b, n)?;
-    let span = w.span();
+    kernels::check_affine(&w.as_ref(), a_prev, b, n)?;
+    let span = w.data();
     let block = |k: usize, b: &[T], n: &mut [T]| {
         let c0 = k * COL_BLOCK;
         let wk = MatRef::from_slice(&span[c0..], h, n.len(), rs)?;
@@ -76,21 +79,21 @@ pub(crate) fn affine<T: Scalar>(
 
 /// W ← W − α â δᵀ, by blocks of [`ROW_BLOCK`] rows on wide layers.
 pub(crate) fn rank1_update<T: Scalar>(
-    mut w: MatMut<'_, T>,
+    w: &mut Matrix<T>,
     alpha: T,
     a_prev: &[T],
     delta: &[T],
 ) -> Result<(), Error> {
     let (h, l, rs) = (w.rows(), w.cols(), w.row_stride());
     if !split_rows::<T>(h, l) {
-        return kernels::rank1_update(w, alpha, a_prev, delta);
+        return kernels::rank1_update(w.as_mut(), alpha, a_prev, delta);
     }
     kernels::check_rank1(h, l, alpha, a_prev, delta)?;
     let block = |wk: &mut [T], a: &[T]| {
         let wk = MatMut::from_slice(wk, a.len(), l, rs)?;
         kernels::rank1_update(wk, alpha, a, delta)
     };
-    let span = w.span_mut();
+    let span = w.data_mut();
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
@@ -108,21 +111,21 @@ pub(crate) fn rank1_update<T: Scalar>(
 
 /// δ̂ = Â W δ, by blocks of [`ROW_BLOCK`] rows on wide layers.
 pub(crate) fn backward<T: Scalar>(
-    w: MatRef<'_, T>,
+    w: &Matrix<T>,
     delta: &[T],
     d_prev: &[T],
     delta_prev: &mut [T],
 ) -> Result<(), Error> {
     let (h, l, rs) = (w.rows(), w.cols(), w.row_stride());
     if !split_rows::<T>(h, l) {
-        return kernels::backward(w, delta, d_prev, delta_prev);
+        return kernels::backward(w.as_ref(), delta, d_prev, delta_prev);
     }
     kernels::check_backward(h, l, delta, d_prev, delta_prev)?;
     let block = |wk: &[T], d: &[T], dp: &mut [T]| {
         let wk = MatRef::from_slice(wk, d.len(), l, rs)?;
         kernels::backward(wk, delta, d, dp)
     };
-    let span = w.span();
+    let span = w.data();
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
@@ -142,7 +145,7 @@ pub(crate) fn backward<T: Scalar>(
 
 /// δ̂ = Â W δ and W ← W − α â δᵀ in one pass, by blocks of [`ROW_BLOCK`] rows on wide layers.
 pub(crate) fn backward_update<T: Scalar>(
-    mut w: MatMut<'_, T>,
+    w: &mut Matrix<T>,
     alpha: T,
     a_prev: &[T],
     delta: &[T],
@@ -151,7 +154,7 @@ pub(crate) fn backward_update<T: Scalar>(
 ) -> Result<(), Error> {
     let (h, l, rs) = (w.rows(), w.cols(), w.row_stride());
     if !split_rows::<T>(h, l) {
-        return kernels::backward_update(w, alpha, a_prev, delta, d_prev, delta_prev);
+        return kernels::backward_update(w.as_mut(), alpha, a_prev, delta, d_prev, delta_prev);
     }
     kernels::check_rank1(h, l, alpha, a_prev, delta)?;
     kernels::check_backward(h, l, delta, d_prev, delta_prev)?;
@@ -159,7 +162,7 @@ pub(crate) fn backward_update<T: Scalar>(
         let wk = MatMut::from_slice(wk, a.len(), l, rs)?;
         kernels::backward_update(wk, alpha, a, delta, d, dp)
     };
-    let span = w.span_mut();
+    let span = w.data_mut();
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
