@@ -38,7 +38,8 @@
 //!   is an [`Error`] naming the argument and the sizes, and the outputs are untouched. Outputs
 //!   (`n`, `a`, `d`, `delta_prev`) are only written, never read. Zero-sized dimensions are
 //!   valid no-ops. Nothing here panics on bad input, except indexing a row or element out of
-//!   range (`row`, `get`), as slices do.
+//!   range (`row`, `get`), as slices do, and [`Matrix::zeros`] of a size that overflows
+//!   `usize`, as `vec!` does.
 //! - **No allocation, no hidden threads** in a kernel call or a training step (see
 //!   *Threads* below for the one exception, the `rayon` feature on large layers).
 //!
@@ -74,6 +75,20 @@
 //! | `serde` | no | `Network::save` / `Network::load` (and `to_json` / `from_json`) in a versioned JSON format, `FORMAT_VERSION` |
 //! | `ndarray` | no | zero-copy [`MatRef`] / [`MatMut`] from `ArrayView2` / `ArrayViewMut2` (`TryFrom`; an [`Error::UnsupportedLayout`] unless the rows are contiguous) and views back (`From`) |
 //! | `bench-peers` | no | builds `benches/peers.rs` against OpenBLAS (from the system) and faer; nothing in the library |
+//!
+//! # Conversions
+//! | from | to | how | copies? |
+//! |---|---|---|---|
+//! | `&[T]` / `&mut [T]` + rows, cols, row stride | [`MatRef`] / [`MatMut`] | [`MatRef::from_slice`], [`MatMut::from_slice`] | no |
+//! | `&Matrix` / `&mut Matrix` | [`MatRef`] / [`MatMut`] | [`Matrix::as_ref`], [`Matrix::as_mut`], `From` | no |
+//! | [`MatMut`] | [`MatRef`] | [`MatMut::into_ref`], [`MatMut::as_ref`], `From` | no |
+//! | `&[T]`, `Vec<T>` (row-major) | [`Matrix`] | [`Matrix::from_row_major`], [`Matrix::from_vec`] | yes |
+//! | rows (`&[Vec<T>]`, `&[[T; C]]`, …), `[[T; C]; R]`, a function | [`Matrix`] | [`Matrix::from_rows`], `From`, [`Matrix::from_fn`] | yes |
+//! | [`MatRef`] / [`MatMut`] | [`Matrix`] | `Matrix::from(view)`, [`MatRef::to_matrix`], [`MatMut::to_matrix`] | yes |
+//! | [`Matrix`], [`MatRef`], [`MatMut`] | `Vec<T>` (row-major) | `to_row_major`, `Vec::from(matrix)` | yes |
+//! | `ndarray::ArrayView2` / `ArrayViewMut2` | [`MatRef`] / [`MatMut`] | `TryFrom` (feature `ndarray`): an [`Error::UnsupportedLayout`] unless column stride 1, row stride ≥ cols, no negative stride | no |
+//! | [`MatRef`] / [`MatMut`], `&Matrix` / `&mut Matrix` | `ArrayView2` / `ArrayViewMut2` | `From` (feature `ndarray`) | no |
+//! | `ArrayView2` of any layout | [`Matrix`] | `From` (feature `ndarray`) | yes |
 //!
 //! # Kernels on your own storage
 //! A view borrows any slice, at any row stride: no copy, no `Matrix` needed.
