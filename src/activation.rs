@@ -74,6 +74,13 @@ impl Activation {
 
     /// σ(n) and σ'(n) for one element, computed plainly with `std`'s functions in `T`'s
     /// precision (the definition the kernels are tested against). `None` for `Softmax`.
+    ///
+    /// ```
+    /// use deltaprop::Activation;
+    /// assert_eq!(Activation::Sigmoid.eval(0.0f64), Some((0.5, 0.25)));
+    /// assert_eq!(Activation::Relu.eval(-2.0f32), Some((0.0, 0.0)));
+    /// assert_eq!(Activation::Softmax.eval(1.0f32), None);
+    /// ```
     pub fn eval<T: Scalar>(self, n: T) -> Option<(T, T)> {
         if self == Activation::Softmax {
             return None;

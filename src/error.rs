@@ -36,6 +36,21 @@ pub enum Error {
         /// The row stride asked for.
         row_stride: usize,
     },
+    /// A strided view (an `ndarray` view, feature `ndarray`) whose layout the kernels cannot
+    /// read in place: they need each row's elements adjacent (column stride 1) and rows that
+    /// do not overlap or run backwards (row stride ≥ columns).
+    UnsupportedLayout {
+        /// The argument, e.g. `"array"`.
+        arg: &'static str,
+        /// Rows of the view.
+        rows: usize,
+        /// Columns of the view.
+        cols: usize,
+        /// Its row stride, in elements.
+        row_stride: isize,
+        /// Its column stride, in elements.
+        col_stride: isize,
+    },
     /// The sizes overflow `usize`.
     SizeOverflow {
         /// Rows asked for.
@@ -152,6 +167,18 @@ impl fmt::Display for Error {
             Error::InvalidStride { cols, row_stride } => write!(
                 f,
                 "row stride {row_stride} is smaller than the {cols} columns (rows would overlap)"
+            ),
+            Error::UnsupportedLayout {
+                arg,
+                rows,
+                cols,
+                row_stride,
+                col_stride,
+            } => write!(
+                f,
+                "`{arg}` is a {rows}×{cols} view with strides ({row_stride}, {col_stride}), but a \
+                 matrix view needs column stride 1 and a row stride of at least {cols} \
+                 (make a standard-layout copy first)"
             ),
             Error::SizeOverflow { rows, cols } => {
                 write!(f, "a {rows}×{cols} matrix overflows usize")

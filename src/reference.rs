@@ -6,6 +6,20 @@
 //! the textbook loop in the seed's notation, summing in index order in `T`'s precision; the
 //! activations come from [`Activation::eval`]. They are slow on purpose: do not train with
 //! them.
+//!
+//! ```
+//! use deltaprop::{kernels, reference, Activation};
+//! // Check the SIMD kernel against its twin on inputs of your own.
+//! let n = [-3.0f32, -0.5, 0.0, 0.5, 3.0];
+//! let (mut a, mut d, mut a_ref, mut d_ref) = ([0.0; 5], [0.0; 5], [0.0; 5], [0.0; 5]);
+//! kernels::activate(Activation::Tanh, &n, &mut a, &mut d)?;
+//! reference::activate(Activation::Tanh, &n, &mut a_ref, &mut d_ref)?;
+//! for i in 0..5 {
+//!     assert!((a[i] - a_ref[i]).abs() <= 4.0 * f32::EPSILON * a_ref[i].abs());
+//!     assert!((d[i] - d_ref[i]).abs() <= 1e-6);
+//! }
+//! # Ok::<(), deltaprop::Error>(())
+//! ```
 
 use crate::activation::Activation;
 use crate::error::Error;

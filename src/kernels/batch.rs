@@ -310,17 +310,17 @@ impl KernelSet {
         }
         let t = table::get::<T>(self.level);
         let (a_rs, d_rs) = (a.row_stride(), d.row_stride());
-        let (ap, dp) = (a.span_mut().as_mut_ptr(), d.span_mut().as_mut_ptr());
+        let (ap, dp) = (a.as_mut_ptr(), d.as_mut_ptr());
         if bsz == 1 {
             // SAFETY: row 0 of each view: a_prev has H elements, a and d L; b has L (checked);
             // a and d are distinct `&mut` borrows, so no input overlaps them.
             unsafe {
                 (t.affine)(
-                    w.span().as_ptr(),
+                    w.as_ptr(),
                     h,
                     l,
                     w.row_stride(),
-                    a_prev.span().as_ptr(),
+                    a_prev.as_ptr(),
                     b.as_ptr(),
                     ap,
                 );
@@ -333,12 +333,12 @@ impl KernelSet {
             n: l,
             k: h,
             a: Operand {
-                ptr: a_prev.span().as_ptr(),
+                ptr: a_prev.as_ptr(),
                 rs: a_prev.row_stride(),
                 cs: 1,
             },
             b: Operand {
-                ptr: w.span().as_ptr(),
+                ptr: w.as_ptr(),
                 rs: w.row_stride(),
                 cs: 1,
             },
@@ -376,26 +376,26 @@ impl KernelSet {
         }
         let t = table::get::<T>(self.level);
         let out_rs = delta_prev.row_stride();
-        let out = delta_prev.span_mut().as_mut_ptr();
+        let out = delta_prev.as_mut_ptr();
         if bsz == 1 {
             // SAFETY: row 0 of each view: delta has L elements, d_prev and delta_prev H;
             // delta_prev is a `&mut` borrow, so no input overlaps it.
             unsafe {
                 (t.backward)(
-                    w.span().as_ptr(),
+                    w.as_ptr(),
                     h,
                     l,
                     w.row_stride(),
-                    delta.span().as_ptr(),
-                    d_prev.span().as_ptr(),
+                    delta.as_ptr(),
+                    d_prev.as_ptr(),
                     out,
                 )
             };
             return Ok(());
         }
-        let (wp, wrs) = (w.span().as_ptr(), w.row_stride());
-        let (dlp, dlrs) = (delta.span().as_ptr(), delta.row_stride());
-        let (dpp, dprs) = (d_prev.span().as_ptr(), d_prev.row_stride());
+        let (wp, wrs) = (w.as_ptr(), w.row_stride());
+        let (dlp, dlrs) = (delta.as_ptr(), delta.row_stride());
+        let (dpp, dprs) = (d_prev.as_ptr(), d_prev.row_stride());
         // Either product gives the same bits (each element is the same FMA chain over l);
         // they differ in what gets transposed on the way. Δ Wᵀ gathers W (H·L scalars) into
         // its packed panels; (W Δᵀ)ᵀ gathers Δ (B·L) and scatters its B·H outputs, once if
@@ -486,15 +486,15 @@ impl KernelSet {
             return Ok(());
         }
         let t = table::get::<T>(self.level);
-        let (dp, drs) = (delta.span().as_ptr(), delta.row_stride());
+        let (dp, drs) = (delta.as_ptr(), delta.row_stride());
         // SAFETY: delta is B × L at stride drs, g_b has L elements (checked) and is a `&mut`
         // borrow, so it overlaps no input.
         unsafe { (t.batch.col_sums)(dp, bsz, drs, 0..l, scale, beta, g_b.as_mut_ptr()) };
         if h == 0 {
             return Ok(());
         }
-        let (g_rs, gp) = (g.row_stride(), g.span_mut().as_mut_ptr());
-        let ap = a_prev.span().as_ptr();
+        let (g_rs, gp) = (g.row_stride(), g.as_mut_ptr());
+        let ap = a_prev.as_ptr();
         if bsz == 1 {
             // SAFETY: g is H × L at stride g_rs, a_prev's row 0 has H elements, delta's L; g is
             // a `&mut` borrow, so no input overlaps it.
@@ -571,8 +571,8 @@ impl KernelSet {
         if h == 0 {
             return Ok(());
         }
-        let (wrs, wp) = (w.row_stride(), w.span_mut().as_mut_ptr());
-        let (grs, gp) = (g.row_stride(), g.span().as_ptr());
+        let (wrs, wp) = (w.row_stride(), w.as_mut_ptr());
+        let (grs, gp) = (g.row_stride(), g.as_ptr());
         #[cfg(feature = "rayon")]
         if h.saturating_mul(l) >= PAR_MIN_ELEMS && rayon::current_num_threads() > 1 {
             use rayon::prelude::*;

@@ -96,6 +96,17 @@ pub(crate) fn check_backward<T: Scalar>(
 }
 
 /// The kernels of one SIMD level. [`KernelSet::active`] is what the free functions use.
+///
+/// ```
+/// use deltaprop::{kernels::KernelSet, simd, Matrix};
+/// let w = Matrix::from([[1.0f32, 2.0], [3.0, 4.0]]);
+/// for level in simd::available() {
+///     let mut n = [0.0f32; 2];
+///     KernelSet::new(level)?.affine(w.as_ref(), &[1.0, 1.0], &[0.0, 0.5], &mut n)?;
+///     assert_eq!(n, [4.0, 6.5], "on {level}");
+/// }
+/// # Ok::<(), deltaprop::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelSet {
     level: Level,
@@ -140,7 +151,7 @@ impl KernelSet {
         // view's span covers rows × cols at its stride; the level is supported (`new`).
         unsafe {
             (t.affine)(
-                w.span().as_ptr(),
+                w.as_ptr(),
                 w.rows(),
                 w.cols(),
                 w.row_stride(),
@@ -181,7 +192,7 @@ impl KernelSet {
         // SAFETY: as in `affine`; `w` is borrowed mutably, so no input aliases it.
         unsafe {
             (t.rank1_update)(
-                w.span_mut().as_mut_ptr(),
+                w.as_mut_ptr(),
                 h,
                 l,
                 rs,
@@ -206,7 +217,7 @@ impl KernelSet {
         // SAFETY: as in `affine`.
         unsafe {
             (t.backward)(
-                w.span().as_ptr(),
+                w.as_ptr(),
                 w.rows(),
                 w.cols(),
                 w.row_stride(),
@@ -235,7 +246,7 @@ impl KernelSet {
         // SAFETY: as in `rank1_update` and `backward`.
         unsafe {
             (t.backward_update)(
-                w.span_mut().as_mut_ptr(),
+                w.as_mut_ptr(),
                 h,
                 l,
                 rs,
@@ -298,6 +309,14 @@ pub fn activate<T: Scalar>(
 ///
 /// Each element becomes W_rc − (α â_r) δ_c with a single rounding (FMA). `alpha` must be
 /// finite.
+///
+/// ```
+/// use deltaprop::{kernels, Matrix};
+/// let mut w = Matrix::from([[1.0f32, 1.0], [1.0, 1.0], [1.0, 1.0]]); // H = 3, L = 2
+/// kernels::rank1_update(w.as_mut(), 0.5, &[1.0, 0.0, 2.0], &[1.0, -1.0])?;
+/// assert_eq!(w, Matrix::from([[0.5, 1.5], [1.0, 1.0], [0.0, 2.0]]));
+/// # Ok::<(), deltaprop::Error>(())
+/// ```
 pub fn rank1_update<T: Scalar>(
     w: MatMut<'_, T>,
     alpha: T,
@@ -311,6 +330,15 @@ pub fn rank1_update<T: Scalar>(
 ///
 /// `delta` has length L; `d_prev` (σ̂' of the layer below) and `delta_prev` length H.
 /// `delta_prev` is only written.
+///
+/// ```
+/// use deltaprop::{kernels, Matrix};
+/// let w = Matrix::from([[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]]); // H = 3, L = 2
+/// let mut delta_prev = [0.0; 3];
+/// kernels::backward(w.as_ref(), &[1.0, -1.0], &[1.0, 0.5, 0.0], &mut delta_prev)?;
+/// assert_eq!(delta_prev, [-1.0, -0.5, 0.0]); // (W δ) ⊙ d̂
+/// # Ok::<(), deltaprop::Error>(())
+/// ```
 pub fn backward<T: Scalar>(
     w: MatRef<'_, T>,
     delta: &[T],
@@ -325,6 +353,21 @@ pub fn backward<T: Scalar>(
 ///
 /// Gives bit for bit the δ̂ of [`backward`] on the old W and the W of [`rank1_update`]
 /// (on the same SIMD level), at about half their combined memory traffic.
+///
+/// ```
+/// use deltaprop::{kernels, Matrix};
+/// let (x, delta, d_prev) = ([1.0f32, -2.0, 0.5], [0.25, -0.5], [1.0, 0.5, 2.0]);
+/// let mut w = Matrix::from([[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+/// let mut fused = [0.0; 3];
+/// kernels::backward_update(w.as_mut(), 0.1, &x, &delta, &d_prev, &mut fused)?;
+///
+/// let mut w2 = Matrix::from([[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+/// let mut separate = [0.0; 3];
+/// kernels::backward(w2.as_ref(), &delta, &d_prev, &mut separate)?; // from the old W
+/// kernels::rank1_update(w2.as_mut(), 0.1, &x, &delta)?;
+/// assert_eq!((fused, w), (separate, w2));
+/// # Ok::<(), deltaprop::Error>(())
+/// ```
 pub fn backward_update<T: Scalar>(
     w: MatMut<'_, T>,
     alpha: T,

@@ -1,5 +1,6 @@
 //! The per-sample kernels for wide layers: W split into FIXED blocks that run on rayon's pool
-//! (feature `rayon`), or one after another without it. Same signatures, same checks and the
+//! (feature `rayon`, by `rayon::join` down to the blocks: no allocation), or one after another
+//! without it. Same signatures, same checks and the
 //! same results as the kernels of [`crate::kernels`]; the network layer calls these.
 //!
 //! Whether and how a layer is split depends on its shape alone (never on the number of
@@ -59,6 +60,25 @@ fn split_cols<T>(h: usize, l: usize) -> bool {
     big::<T>(h, l) && l >= 2 * COL_BLOCK
 }
 
+/// Both closures, on rayon's pool when there is one.
+fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    #[cfg(feature = "rayon")]
+    {
+        rayon::join(a, b)
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        (a(), b())
+    }
+}
+
+/// Where a view of `n > block` rows (or columns) is cut in two: after half of its blocks, so
+/// that however deep the recursion goes the leaves are the fixed blocks
+/// `[k · block, (k + 1) · block)` of the original view.
+fn mid(n: usize, block: usize) -> usize {
+    n.div_ceil(block) / 2 * block
+}
+
 /// n = Wᵀâ + b, by blocks of [`COL_BLOCK`] columns on wide layers: [`super::affine`].
 ///
 /// # Errors
@@ -69,32 +89,31 @@ pub fn affine<T: Scalar>(
     b: &[T],
     n: &mut [T],
 ) -> Result<(), Error> {
-    let (h, l, rs) = (w.rows(), w.cols(), w.row_stride());
-    if !split_cols::<T>(h, l) {
+    if !split_cols::<T>(w.rows(), w.cols()) {
         return kernels::affine(w, a_prev, b, n);
     }
     kernels::check_affine(&w, a_prev, b, n)?;
-    let span = w.span();
-    let block = |k: usize, b: &[T], n: &mut [T]| {
-        let c0 = k * COL_BLOCK;
-        let wk = MatRef::from_slice(&span[c0..], h, n.len(), rs)?;
-        kernels::affine(wk, a_prev, b, n)
-    };
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        b.par_chunks(COL_BLOCK)
-            .zip(n.par_chunks_mut(COL_BLOCK))
-            .enumerate()
-            .try_for_each(|(k, (b, n))| block(k, b, n))
+    affine_cols(w, a_prev, b, n)
+}
+
+fn affine_cols<T: Scalar>(
+    w: MatRef<'_, T>,
+    a_prev: &[T],
+    b: &[T],
+    n: &mut [T],
+) -> Result<(), Error> {
+    let l = w.cols();
+    if l <= COL_BLOCK {
+        return kernels::affine(w, a_prev, b, n);
     }
-    #[cfg(not(feature = "rayon"))]
-    {
-        b.chunks(COL_BLOCK)
-            .zip(n.chunks_mut(COL_BLOCK))
-            .enumerate()
-            .try_for_each(|(k, (b, n))| block(k, b, n))
-    }
+    let m = mid(l, COL_BLOCK);
+    let (w0, w1) = w.split_at_col(m);
+    let ((b0, b1), (n0, n1)) = (b.split_at(m), n.split_at_mut(m));
+    let (r0, r1) = join(
+        || affine_cols(w0, a_prev, b0, n0),
+        || affine_cols(w1, a_prev, b1, n1),
+    );
+    r0.and(r1)
 }
 
 /// W ← W − α â δᵀ, by blocks of [`ROW_BLOCK`] rows on wide layers: [`super::rank1_update`].
@@ -102,34 +121,37 @@ pub fn affine<T: Scalar>(
 /// # Errors
 /// As [`super::rank1_update`]; nothing is written on an error.
 pub fn rank1_update<T: Scalar>(
-    mut w: MatMut<'_, T>,
+    w: MatMut<'_, T>,
     alpha: T,
     a_prev: &[T],
     delta: &[T],
 ) -> Result<(), Error> {
-    let (h, l, rs) = (w.rows(), w.cols(), w.row_stride());
+    let (h, l) = (w.rows(), w.cols());
     if !split_rows::<T>(h, l) {
         return kernels::rank1_update(w, alpha, a_prev, delta);
     }
     kernels::check_rank1(h, l, alpha, a_prev, delta)?;
-    let block = |wk: &mut [T], a: &[T]| {
-        let wk = MatMut::from_slice(wk, a.len(), l, rs)?;
-        kernels::rank1_update(wk, alpha, a, delta)
-    };
-    let span = w.span_mut();
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        span.par_chunks_mut(ROW_BLOCK * rs)
-            .zip(a_prev.par_chunks(ROW_BLOCK))
-            .try_for_each(|(wk, a)| block(wk, a))
+    rank1_rows(w, alpha, a_prev, delta)
+}
+
+fn rank1_rows<T: Scalar>(
+    w: MatMut<'_, T>,
+    alpha: T,
+    a_prev: &[T],
+    delta: &[T],
+) -> Result<(), Error> {
+    let h = w.rows();
+    if h <= ROW_BLOCK {
+        return kernels::rank1_update(w, alpha, a_prev, delta);
     }
-    #[cfg(not(feature = "rayon"))]
-    {
-        span.chunks_mut(ROW_BLOCK * rs)
-            .zip(a_prev.chunks(ROW_BLOCK))
-            .try_for_each(|(wk, a)| block(wk, a))
-    }
+    let m = mid(h, ROW_BLOCK);
+    let (w0, w1) = w.split_at_row_mut(m);
+    let (a0, a1) = a_prev.split_at(m);
+    let (r0, r1) = join(
+        || rank1_rows(w0, alpha, a0, delta),
+        || rank1_rows(w1, alpha, a1, delta),
+    );
+    r0.and(r1)
 }
 
 /// δ̂ = Â W δ, by blocks of [`ROW_BLOCK`] rows on wide layers: [`super::backward`].
@@ -142,31 +164,32 @@ pub fn backward<T: Scalar>(
     d_prev: &[T],
     delta_prev: &mut [T],
 ) -> Result<(), Error> {
-    let (h, l, rs) = (w.rows(), w.cols(), w.row_stride());
+    let (h, l) = (w.rows(), w.cols());
     if !split_rows::<T>(h, l) {
         return kernels::backward(w, delta, d_prev, delta_prev);
     }
     kernels::check_backward(h, l, delta, d_prev, delta_prev)?;
-    let block = |wk: &[T], d: &[T], dp: &mut [T]| {
-        let wk = MatRef::from_slice(wk, d.len(), l, rs)?;
-        kernels::backward(wk, delta, d, dp)
-    };
-    let span = w.span();
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        span.par_chunks(ROW_BLOCK * rs)
-            .zip(d_prev.par_chunks(ROW_BLOCK))
-            .zip(delta_prev.par_chunks_mut(ROW_BLOCK))
-            .try_for_each(|((wk, d), dp)| block(wk, d, dp))
+    backward_rows(w, delta, d_prev, delta_prev)
+}
+
+fn backward_rows<T: Scalar>(
+    w: MatRef<'_, T>,
+    delta: &[T],
+    d_prev: &[T],
+    delta_prev: &mut [T],
+) -> Result<(), Error> {
+    let h = w.rows();
+    if h <= ROW_BLOCK {
+        return kernels::backward(w, delta, d_prev, delta_prev);
     }
-    #[cfg(not(feature = "rayon"))]
-    {
-        span.chunks(ROW_BLOCK * rs)
-            .zip(d_prev.chunks(ROW_BLOCK))
-            .zip(delta_prev.chunks_mut(ROW_BLOCK))
-            .try_for_each(|((wk, d), dp)| block(wk, d, dp))
-    }
+    let m = mid(h, ROW_BLOCK);
+    let (w0, w1) = w.split_at_row(m);
+    let ((d0, d1), (p0, p1)) = (d_prev.split_at(m), delta_prev.split_at_mut(m));
+    let (r0, r1) = join(
+        || backward_rows(w0, delta, d0, p0),
+        || backward_rows(w1, delta, d1, p1),
+    );
+    r0.and(r1)
 }
 
 /// δ̂ = Â W δ and W ← W − α â δᵀ in one pass, by blocks of [`ROW_BLOCK`] rows on wide layers:
@@ -175,46 +198,58 @@ pub fn backward<T: Scalar>(
 /// # Errors
 /// As [`super::backward_update`]; nothing is written on an error.
 pub fn backward_update<T: Scalar>(
-    mut w: MatMut<'_, T>,
+    w: MatMut<'_, T>,
     alpha: T,
     a_prev: &[T],
     delta: &[T],
     d_prev: &[T],
     delta_prev: &mut [T],
 ) -> Result<(), Error> {
-    let (h, l, rs) = (w.rows(), w.cols(), w.row_stride());
+    let (h, l) = (w.rows(), w.cols());
     if !split_rows::<T>(h, l) {
         return kernels::backward_update(w, alpha, a_prev, delta, d_prev, delta_prev);
     }
     kernels::check_rank1(h, l, alpha, a_prev, delta)?;
     kernels::check_backward(h, l, delta, d_prev, delta_prev)?;
-    let block = |wk: &mut [T], a: &[T], d: &[T], dp: &mut [T]| {
-        let wk = MatMut::from_slice(wk, a.len(), l, rs)?;
-        kernels::backward_update(wk, alpha, a, delta, d, dp)
-    };
-    let span = w.span_mut();
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        span.par_chunks_mut(ROW_BLOCK * rs)
-            .zip(a_prev.par_chunks(ROW_BLOCK))
-            .zip(d_prev.par_chunks(ROW_BLOCK))
-            .zip(delta_prev.par_chunks_mut(ROW_BLOCK))
-            .try_for_each(|(((wk, a), d), dp)| block(wk, a, d, dp))
+    backward_update_rows(w, alpha, a_prev, delta, d_prev, delta_prev)
+}
+
+fn backward_update_rows<T: Scalar>(
+    w: MatMut<'_, T>,
+    alpha: T,
+    a_prev: &[T],
+    delta: &[T],
+    d_prev: &[T],
+    delta_prev: &mut [T],
+) -> Result<(), Error> {
+    let h = w.rows();
+    if h <= ROW_BLOCK {
+        return kernels::backward_update(w, alpha, a_prev, delta, d_prev, delta_prev);
     }
-    #[cfg(not(feature = "rayon"))]
-    {
-        span.chunks_mut(ROW_BLOCK * rs)
-            .zip(a_prev.chunks(ROW_BLOCK))
-            .zip(d_prev.chunks(ROW_BLOCK))
-            .zip(delta_prev.chunks_mut(ROW_BLOCK))
-            .try_for_each(|(((wk, a), d), dp)| block(wk, a, d, dp))
-    }
+    let m = mid(h, ROW_BLOCK);
+    let (w0, w1) = w.split_at_row_mut(m);
+    let (a0, a1) = a_prev.split_at(m);
+    let ((d0, d1), (p0, p1)) = (d_prev.split_at(m), delta_prev.split_at_mut(m));
+    let (r0, r1) = join(
+        || backward_update_rows(w0, alpha, a0, delta, d0, p0),
+        || backward_update_rows(w1, alpha, a1, delta, d1, p1),
+    );
+    r0.and(r1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cuts_fall_on_block_edges() {
+        assert_eq!(mid(129, 128), 128);
+        assert_eq!(mid(256, 128), 128);
+        assert_eq!(mid(300, 128), 128);
+        assert_eq!(mid(1024, 128), 512);
+        assert_eq!(mid(1025, 128), 512);
+        assert_eq!(mid(640, 256), 256);
+    }
 
     #[test]
     fn only_layers_past_one_l2_are_split() {

@@ -83,6 +83,21 @@ impl<T: Scalar> Network<T> {
     ///
     /// Errors — with the network unchanged — as `train_sample` does, and if B is zero or the
     /// shapes of `x` and `t` disagree with each other or with the network.
+    ///
+    /// ```
+    /// use deltaprop::{Activation, Matrix, Network};
+    /// let mut net = Network::<f32>::builder(3).layer(2, Activation::Identity).seed(1).build()?;
+    /// // Four samples of y = (x₀ + x₁, x₂): one row each.
+    /// let x = Matrix::from([[1.0, 0.0, 0.5], [0.0, 1.0, -0.5], [1.0, 1.0, 0.0], [0.5, 0.5, 1.0]]);
+    /// let t = Matrix::from([[1.0, 0.5], [1.0, -0.5], [2.0, 0.0], [1.0, 1.0]]);
+    /// let first = net.train_batch(x.as_ref(), t.as_ref(), 0.3)?; // mean loss before the step
+    /// let mut last = first;
+    /// for _ in 0..300 {
+    ///     last = net.train_batch(x.as_ref(), t.as_ref(), 0.3)?;
+    /// }
+    /// assert!(last < 1e-3 * first);
+    /// # Ok::<(), deltaprop::Error>(())
+    /// ```
     pub fn train_batch(&mut self, x: MatRef<'_, T>, t: MatRef<'_, T>, lr: T) -> Result<T, Error> {
         check_lr(lr)?;
         self.check_batch(x, t)?;

@@ -106,6 +106,13 @@ static ACTIVE: AtomicU8 = AtomicU8::new(0);
 /// environment variable `DELTAPROP_SIMD` names one (`portable`, `avx2`, `avx512`). A name
 /// this CPU cannot run, or an unknown name, is reported on stderr and the best available
 /// level is used instead. The choice is cached for the life of the process.
+///
+/// ```
+/// use deltaprop::simd::{self, Level};
+/// let level = simd::active(); // e.g. `avx512`, or whatever DELTAPROP_SIMD forced
+/// assert!(simd::available().contains(&level));
+/// assert_eq!(Level::from_name(&level.to_string()), Some(level));
+/// ```
 #[inline]
 pub fn active() -> Level {
     match ACTIVE.load(Ordering::Relaxed) {
