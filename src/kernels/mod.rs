@@ -5,7 +5,10 @@
 //! input r). `a_prev`, `d_prev` and `delta_prev` have length H; `b`, `n`, `a`, `d` and
 //! `delta` length L. Every kernel checks all sizes before it touches anything: a mismatch is
 //! an [`Error`] and no output has been written. Zero-sized dimensions are valid no-ops
-//! (H = 0 gives n = b).
+//! (H = 0 gives n = b). The scalar arguments (`alpha`, and `scale` and `beta` of the batch
+//! gradient) must be finite; the data are not inspected (that would cost a pass over W):
+//! NaN and ∞ in them propagate by IEEE arithmetic, as in BLAS. [`Network`](crate::Network)
+//! checks its own inputs.
 //!
 //! The free functions run on [`simd::active()`](crate::simd::active); a [`KernelSet`] runs
 //! them on a level of your choice (to compare levels in one process, or to test your code on
