@@ -44,7 +44,7 @@ fn random_api_sequences_keep_every_invariant() {
     }
     eprintln!(
         "api_sequence: {} sequences, {} calls ({} Ok, {} rejected as they should be, {} \
-         diverged, {} non-finite weights after an unbounded step) in {:.1} s",
+         diverged, {} times non-finite weights after unbounded steps) in {:.1} s",
         total.sequences,
         total.calls,
         total.ok,

@@ -176,8 +176,9 @@ pub struct Stats {
     pub rejected: usize,
     /// Valid training calls that returned `Diverged`.
     pub diverged: usize,
-    /// Training calls that returned `Ok` but left a non-finite weight (only with a learning
-    /// rate above 0.5 or weights above 1000; the sequence then starts a new network).
+    /// Calls after which a weight was non-finite: a training call that returned `Ok` (only
+    /// with a learning rate above 0.5 or weights above 1000 before it), or an epoch that
+    /// diverged after such steps. The sequence then goes on with a new network.
     pub nonfinite_after_ok: usize,
 }
 
@@ -544,6 +545,16 @@ impl<T: HFloat> Harness<T> {
                 17 => self.save_format(src),
                 _ => self.train_sample(src),
             }
+            if !all_finite(&self.net) {
+                // Only after unbounded steps (`after_training` checks the bounded ones), or
+                // an epoch that diverged after such steps: start again from a new network.
+                self.stats.nonfinite_after_ok += 1;
+                eprintln!(
+                    "harness: non-finite weights after {}",
+                    self.log.last().map_or("", |s| s)
+                );
+                self.net = self.random_network(src);
+            }
         }
         self.stats
     }
@@ -824,9 +835,9 @@ impl<T: HFloat> Harness<T> {
     // -----------------------------------------------------------------------------------------
     // The network's methods.
 
-    /// Checks an `Ok` training call: the loss is finite; a non-finite weight afterwards is
-    /// counted (allowed only after an unbounded step) and starts a new network.
-    fn after_training(&mut self, src: &mut Source<'_>, what: &str, loss: T, bounded_before: bool) {
+    /// Checks an `Ok` training call: the loss is finite, and the weights too if they and the
+    /// learning rate were bounded before it.
+    fn after_training(&mut self, what: &str, loss: T, bounded_before: bool) {
         if !loss.is_finite() {
             self.fail(format!("{what}: Ok with a non-finite loss {loss}"));
         }
@@ -839,9 +850,6 @@ impl<T: HFloat> Harness<T> {
                     "{what}: Ok, but a weight became non-finite from bounded weights"
                 ));
             }
-            self.stats.nonfinite_after_ok += 1;
-            eprintln!("harness: {what} returned Ok and left a non-finite weight");
-            self.net = self.random_network(src);
         }
     }
 
@@ -913,7 +921,7 @@ impl<T: HFloat> Harness<T> {
         let r = call(&what, || self.net.train_sample(x.slice(), t.slice(), lr));
         let unchanged = snapshot(&self.net) == before;
         if self.judge(&what, &exp, &r, unchanged, bounded_before) {
-            self.after_training(src, &what, r.unwrap(), bounded_before);
+            self.after_training(&what, r.unwrap(), bounded_before);
         }
     }
 
@@ -966,7 +974,7 @@ impl<T: HFloat> Harness<T> {
                     self.fail(format!("{what}: B = 1 differs from train_sample"));
                 }
             }
-            self.after_training(src, &what, loss, bounded_before);
+            self.after_training(&what, loss, bounded_before);
         }
     }
 
@@ -1027,7 +1035,7 @@ impl<T: HFloat> Harness<T> {
             let r = call(&what, || self.net.apply_gradients(&g, lr));
             let unchanged = snapshot(&self.net) == before;
             if self.judge(&what, &exp2, &r, unchanged, false) {
-                self.after_training(src, &what, T::ZERO, bounded_before);
+                self.after_training(&what, T::ZERO, bounded_before);
             }
         }
     }
@@ -1047,7 +1055,7 @@ impl<T: HFloat> Harness<T> {
         let r = call(&what, || self.net.apply_gradients(&g, lr));
         let unchanged = snapshot(&self.net) == before;
         if self.judge(&what, &exp, &r, unchanged, false) {
-            self.after_training(src, &what, T::ZERO, bounded_before);
+            self.after_training(&what, T::ZERO, bounded_before);
         }
     }
 
@@ -1125,7 +1133,7 @@ impl<T: HFloat> Harness<T> {
             if fit && epochs == 0 && (loss != T::ZERO || snapshot(&self.net) != before) {
                 self.fail(format!("{what}: zero epochs changed something"));
             }
-            self.after_training(src, &what, loss, false);
+            self.after_training(&what, loss, false);
         }
     }
 
