@@ -206,7 +206,8 @@ impl<'a, T: Scalar> MatRef<'a, T> {
     /// A view of `rows × cols` elements of `data`, row `r` starting at `r · row_stride`.
     ///
     /// Errors if `row_stride < cols` or `data` is shorter than
-    /// `(rows − 1) · row_stride + cols`. Any alignment is accepted.
+    /// `(rows − 1) · row_stride + cols`. Any alignment is accepted. Zero rows or columns are
+    /// valid (an empty view, over any slice, even an empty one).
     pub fn from_slice(
         data: &'a [T],
         rows: usize,
@@ -292,7 +293,8 @@ impl<'a, T: Scalar> MatMut<'a, T> {
     /// `r · row_stride`.
     ///
     /// Errors if `row_stride < cols` or `data` is shorter than
-    /// `(rows − 1) · row_stride + cols`. Any alignment is accepted.
+    /// `(rows − 1) · row_stride + cols`. Any alignment is accepted. Zero rows or columns are
+    /// valid (an empty view, over any slice, even an empty one).
     pub fn from_slice(
         data: &'a mut [T],
         rows: usize,
