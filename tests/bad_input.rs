@@ -1211,7 +1211,13 @@ fn vt<T: Float>(v: &[f64]) -> Vec<T> {
 }
 
 /// Per-sample arguments that are wrong whatever the loss: (label, x, t, lr, error).
-fn sample_cases<T: Float>() -> Vec<(String, Vec<T>, Vec<T>, T, Want)> {
+/// A per-sample case: label, x, t, learning rate and the error expected.
+type SampleCase<T> = (String, Vec<T>, Vec<T>, T, Want);
+
+/// A batch case: label, x, t, learning rate and the error expected.
+type BatchCase<T> = (String, Matrix<T>, Matrix<T>, T, Want);
+
+fn sample_cases<T: Float>() -> Vec<SampleCase<T>> {
     let (x, t) = (vt::<T>(&[0.1, -0.2, 0.3]), vt::<T>(&[0.0, 1.0, 0.0]));
     let lr = T::from_f64(0.1);
     let mut v = vec![
@@ -1310,7 +1316,7 @@ fn ce_target_cases<T: Float>(row: Option<usize>) -> Vec<(String, Vec<T>, Want)> 
         .words(&[
             &"`t`",
             &value,
-            &format!("{}", if row.is_some() { "column" } else { "index" }),
+            &if row.is_some() { "column" } else { "index" },
         ])
     };
     vec![
@@ -1486,7 +1492,7 @@ fn network_batches<T: Float>() {
         let tag = format!("{:?} {}", net.layers()[1].activation(), net.loss());
         let before = snapshot(&net);
         // (label, x, t, lr, error), B = 3 unless the case changes it.
-        let mut cases: Vec<(String, Matrix<T>, Matrix<T>, T, Want)> = vec![
+        let mut cases: Vec<BatchCase<T>> = vec![
             (
                 "empty batch".into(),
                 m(0, 3, &xs),

@@ -719,7 +719,7 @@ impl<T: HFloat> Harness<T> {
             let what = format!("build {inputs} → {layers:?}, {loss}");
             let r = if src.one_in(4) && exp.valid() {
                 // Network::new from Layer::new's, each with its own possible defects.
-                self.from_layers(src, inputs, &layers, loss)
+                self.network_of_layers(src, inputs, &layers, loss)
             } else {
                 let mut b = Network::<T>::builder(inputs).seed(src.u64());
                 for &(l, a) in &layers {
@@ -747,7 +747,7 @@ impl<T: HFloat> Harness<T> {
             .expect("a valid network")
     }
 
-    fn from_layers(
+    fn network_of_layers(
         &mut self,
         src: &mut Source<'_>,
         inputs: usize,
@@ -844,12 +844,10 @@ impl<T: HFloat> Harness<T> {
         if self.net.loss() == Loss::SquaredError && loss < T::ZERO {
             self.fail(format!("{what}: a negative squared error {loss}"));
         }
-        if !all_finite(&self.net) {
-            if bounded_before {
-                self.fail(format!(
-                    "{what}: Ok, but a weight became non-finite from bounded weights"
-                ));
-            }
+        if bounded_before && !all_finite(&self.net) {
+            self.fail(format!(
+                "{what}: Ok, but a weight became non-finite from bounded weights"
+            ));
         }
     }
 
