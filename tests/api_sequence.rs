@@ -4,10 +4,11 @@
 //!
 //! The budget is a number of sequences, each from its own seed (0, 1, 2, …) and of 1 to 40
 //! calls:
-//! - `cargo test --release --test api_sequence` runs 20 000 sequences (about 500 000 calls;
-//!   7 s on one core of the 2-core CI machine);
+//! - `cargo test --release --test api_sequence` runs 20 000 sequences (492 782 calls, 4–7 s
+//!   on one core of the 2-core CI machine);
 //! - `DELTAPROP_SEQ_CASES=1000000 cargo test --release --test api_sequence -- --nocapture`
-//!   runs a million (add `--features serde` to include the save format);
+//!   runs a million (add `--features serde` to include the save format; with it, measured:
+//!   25 669 076 calls, every invariant held, 17 min on the loaded 2-core machine);
 //! - `DELTAPROP_SEQ_SEED=n` starts at seed n, so `DELTAPROP_SEQ_SEED=n DELTAPROP_SEQ_CASES=1`
 //!   replays the sequence a failure names.
 //!
