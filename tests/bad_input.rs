@@ -876,8 +876,9 @@ fn matrices_and_views<T: Float>() {
     rejects("from_row_major overflow", &overflow, || {
         Matrix::from_row_major(usize::MAX, 2, &data)
     });
-    // Zero rows with a column count whose padded stride overflows: once a panic in
-    // `Matrix::zeros`; now the size error.
+    // Zero rows with a column count whose padded stride overflows: once an overflow in
+    // `Matrix::zeros` (a panic with overflow checks, a stride wrapped to 0 without); now the
+    // size error.
     let want = same(
         Error::SizeOverflow {
             rows: 0,
