@@ -123,6 +123,31 @@ pub enum Error {
         /// The value given.
         value: f64,
     },
+    /// A `CrossEntropy` target below zero: the targets of a sample must be a probability
+    /// distribution.
+    NegativeTarget {
+        /// The argument, e.g. `"t"`.
+        arg: &'static str,
+        /// The row, for a matrix argument.
+        row: Option<usize>,
+        /// The index in the row (or in the vector).
+        index: usize,
+        /// The target.
+        value: f64,
+    },
+    /// `CrossEntropy` targets of one sample whose sum is not 1 within `tolerance`.
+    TargetSum {
+        /// The argument, e.g. `"t"`.
+        arg: &'static str,
+        /// The row, for a matrix argument.
+        row: Option<usize>,
+        /// The number of targets (L).
+        len: usize,
+        /// Their sum.
+        sum: f64,
+        /// The largest |sum − 1| accepted.
+        tolerance: f64,
+    },
     /// A batch (or data set) with no samples.
     EmptyBatch {
         /// The argument, e.g. `"x"`.
@@ -166,7 +191,7 @@ impl fmt::Display for Error {
             }
             Error::InvalidStride { cols, row_stride } => write!(
                 f,
-                "row stride {row_stride} is smaller than the {cols} columns (rows would overlap)"
+                "`row_stride` {row_stride} is smaller than `cols` {cols} (rows would overlap)"
             ),
             Error::UnsupportedLayout {
                 arg,
@@ -230,8 +255,37 @@ impl fmt::Display for Error {
             },
             Error::InvalidLearningRate { value } => write!(
                 f,
-                "the learning rate must be finite and positive, but it is {value}"
+                "the learning rate `lr` must be finite and positive, but it is {value}"
             ),
+            Error::NegativeTarget {
+                arg,
+                row,
+                index,
+                value,
+            } => {
+                write!(f, "`{arg}` has the negative target {value} at ")?;
+                match row {
+                    Some(r) => write!(f, "row {r}, column {index}")?,
+                    None => write!(f, "index {index}")?,
+                }
+                f.write_str(": CrossEntropy needs targets ≥ 0")
+            }
+            Error::TargetSum {
+                arg,
+                row,
+                len,
+                sum,
+                tolerance,
+            } => {
+                write!(f, "the {len} targets of `{arg}`")?;
+                if let Some(r) = row {
+                    write!(f, " in row {r}")?;
+                }
+                write!(
+                    f,
+                    " sum to {sum}, but CrossEntropy needs them to sum to 1 (within {tolerance:e})"
+                )
+            }
             Error::EmptyBatch { arg } => {
                 write!(f, "`{arg}` has no rows: a batch needs at least one sample")
             }

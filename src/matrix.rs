@@ -74,39 +74,49 @@ pub struct Matrix<T: Scalar> {
 }
 
 impl<T: Scalar> Matrix<T> {
-    fn padded_stride(cols: usize) -> usize {
+    fn padded_stride(cols: usize) -> Option<usize> {
         let per_line = ROW_ALIGN / std::mem::size_of::<T>();
-        cols.div_ceil(per_line) * per_line
+        cols.div_ceil(per_line).checked_mul(per_line)
     }
 
-    /// A `rows × cols` matrix of zeros.
+    /// A `rows × cols` matrix of zeros. Zero rows or columns are valid (an empty matrix).
     ///
     /// # Panics
-    /// If `rows × stride` overflows `usize` or the allocation fails, as `Vec` does.
+    /// If the padded matrix would take more than `isize::MAX` bytes, or the allocation fails,
+    /// as `Vec` does.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        let stride = Self::padded_stride(cols);
-        let len = rows
-            .checked_mul(stride)
-            .expect("matrix size overflows usize");
+        Self::try_zeros(rows, cols).expect("matrix size overflows usize")
+    }
+
+    /// [`zeros`](Self::zeros), or `Err(SizeOverflow)` if the padded matrix would take more
+    /// than `isize::MAX` bytes.
+    fn try_zeros(rows: usize, cols: usize) -> Result<Self, Error> {
+        let size = Self::padded_stride(cols).and_then(|stride| {
+            let len = rows.checked_mul(stride)?;
+            let bytes = len.checked_mul(std::mem::size_of::<T>())?;
+            (bytes <= isize::MAX as usize).then_some((stride, len))
+        });
+        let (stride, len) = size.ok_or(Error::SizeOverflow { rows, cols })?;
         let mut data = AVec::with_capacity(ROW_ALIGN, len);
         data.resize(len, T::ZERO);
-        Matrix {
+        Ok(Matrix {
             data,
             rows,
             cols,
             stride,
-        }
+        })
     }
 
     /// A copy of `data`, read as `rows × cols` row-major with no padding.
     ///
-    /// Errors if `data.len() != rows · cols`.
+    /// Errors if `data.len() != rows · cols` (or that product overflows). Zero rows or
+    /// columns are valid: an empty matrix from an empty slice.
     pub fn from_row_major(rows: usize, cols: usize, data: &[T]) -> Result<Self, Error> {
         let n = rows
             .checked_mul(cols)
             .ok_or(Error::SizeOverflow { rows, cols })?;
         crate::error::check_len("data", data.len(), n, "rows × cols")?;
-        let mut m = Matrix::zeros(rows, cols);
+        let mut m = Matrix::try_zeros(rows, cols)?;
         if cols > 0 {
             for (dst, src) in m
                 .data
@@ -328,7 +338,8 @@ impl<'a, T: Scalar> MatRef<'a, T> {
     /// A view of `rows × cols` elements of `data`, row `r` starting at `r · row_stride`.
     ///
     /// Errors if `row_stride < cols` or `data` is shorter than
-    /// `(rows − 1) · row_stride + cols`. Any alignment is accepted.
+    /// `(rows − 1) · row_stride + cols`. Any alignment is accepted. Zero rows or columns are
+    /// valid (an empty view, over any slice, even an empty one).
     pub fn from_slice(
         data: &'a [T],
         rows: usize,
@@ -449,6 +460,10 @@ impl<'a, T: Scalar> MatRef<'a, T> {
 
     /// The elements in row-major order without padding.
     pub fn to_row_major(&self) -> Vec<T> {
+        if self.cols == 0 {
+            // Any number of empty rows (a view over an empty slice may claim usize::MAX).
+            return Vec::new();
+        }
         (0..self.rows)
             .flat_map(|r| self.row(r).iter().copied())
             .collect()
@@ -517,7 +532,8 @@ impl<'a, T: Scalar> MatMut<'a, T> {
     /// `r · row_stride`.
     ///
     /// Errors if `row_stride < cols` or `data` is shorter than
-    /// `(rows − 1) · row_stride + cols`. Any alignment is accepted.
+    /// `(rows − 1) · row_stride + cols`. Any alignment is accepted. Zero rows or columns are
+    /// valid (an empty view, over any slice, even an empty one).
     pub fn from_slice(
         data: &'a mut [T],
         rows: usize,

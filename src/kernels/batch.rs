@@ -609,7 +609,8 @@ impl KernelSet {
 /// [`activate`](super::activate) give for row i of `a_prev`: for B = 1 exactly those
 /// kernels run; for B > 1 one GEMM with bias, σ and σ' applied to each tile as it leaves the
 /// registers. `act` must be element-wise: `Softmax` is an error (the network applies it
-/// after an `Identity` layer).
+/// after an `Identity` layer). Zero-sized dimensions are valid: B = 0 or L = 0 writes
+/// nothing, H = 0 gives A = σ(1bᵀ).
 ///
 /// ```
 /// use deltaprop::{kernels, Activation, Matrix};
@@ -639,7 +640,7 @@ pub fn batch_forward<T: Scalar>(
 /// [`backward`](super::backward) of row i of Δ (and for B = 1 is exactly that kernel).
 ///
 /// `w` is H × L, `delta` B × L, `d_prev` (σ̂' of the layer below) and `delta_prev` B × H;
-/// `delta_prev` is only written.
+/// `delta_prev` is only written. B = 0 or H = 0 writes nothing; L = 0 gives Δ̂ = 0 ⊙ D̂.
 pub fn batch_backward<T: Scalar>(
     w: MatRef<'_, T>,
     delta: MatRef<'_, T>,
@@ -691,7 +692,8 @@ pub fn batch_update<T: Scalar>(
 /// Applies a gradient computed elsewhere: W ← W − α·G and b ← b − α·g_b, one FMA per
 /// element (e.g. after all-reducing [`batch_gradient`]'s output across processes).
 ///
-/// `w` and `g` are H × L, `b` and `g_b` have length L; `alpha` must be finite.
+/// `w` and `g` are H × L, `b` and `g_b` have length L; `alpha` must be finite. H = 0 updates
+/// only b; L = 0 does nothing.
 pub fn apply_gradient<T: Scalar>(
     w: MatMut<'_, T>,
     b: &mut [T],

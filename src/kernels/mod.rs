@@ -5,7 +5,10 @@
 //! input r). `a_prev`, `d_prev` and `delta_prev` have length H; `b`, `n`, `a`, `d` and
 //! `delta` length L. Every kernel checks all sizes before it touches anything: a mismatch is
 //! an [`Error`] and no output has been written. Zero-sized dimensions are valid no-ops
-//! (H = 0 gives n = b).
+//! (H = 0 gives n = b). The scalar arguments (`alpha`, and `scale` and `beta` of the batch
+//! gradient) must be finite; the data are not inspected (that would cost a pass over W):
+//! NaN and ∞ in them propagate by IEEE arithmetic, as in BLAS. [`Network`](crate::Network)
+//! checks its own inputs.
 //!
 //! The free functions run on [`simd::active()`](crate::simd::active); a [`KernelSet`] runs
 //! them on a level of your choice (to compare levels in one process, or to test your code on
@@ -263,7 +266,8 @@ impl KernelSet {
 
 /// Forward affine map of one layer: n = Wᵀ â + b, i.e. n_c = Σ_r W_rc â_r + b_c.
 ///
-/// `w` is H × L, `a_prev` has length H, `b` and `n` length L. `n` is only written.
+/// `w` is H × L, `a_prev` has length H, `b` and `n` length L. `n` is only written. H = 0 is
+/// valid and gives n = b; L = 0 does nothing.
 ///
 /// ```
 /// use deltaprop::{kernels, Matrix};
@@ -285,8 +289,9 @@ pub fn affine<T: Scalar>(
 
 /// Activation and its derivative in one pass: a = σ(n) and d = σ'(n), the diagonal of A.
 ///
-/// `n`, `a` and `d` have equal lengths; `a` and `d` are only written. `Softmax` is an
-/// error (it is not element-wise). NaN in n gives NaN in a and d.
+/// `n`, `a` and `d` have equal lengths (zero is valid and does nothing); `a` and `d` are
+/// only written. `Softmax` is an error (it is not element-wise). NaN in n gives NaN in a
+/// and d.
 ///
 /// ```
 /// use deltaprop::{kernels, Activation};
@@ -308,7 +313,7 @@ pub fn activate<T: Scalar>(
 /// The SGD step of one layer's weights: W ← W − α â δᵀ (∂f/∂W = â δᵀ).
 ///
 /// Each element becomes W_rc − (α â_r) δ_c with a single rounding (FMA). `alpha` must be
-/// finite.
+/// finite. H = 0 or L = 0 is valid and changes nothing.
 ///
 /// ```
 /// use deltaprop::{kernels, Matrix};
@@ -329,7 +334,8 @@ pub fn rank1_update<T: Scalar>(
 /// Backward recursion: δ̂ = Â W δ, i.e. δ̂_r = σ̂'(n̂_r) Σ_c W_rc δ_c.
 ///
 /// `delta` has length L; `d_prev` (σ̂' of the layer below) and `delta_prev` length H.
-/// `delta_prev` is only written.
+/// `delta_prev` is only written. L = 0 is valid and gives δ̂ = 0 ⊙ σ̂' (zeros for finite
+/// σ̂'); H = 0 does nothing.
 ///
 /// ```
 /// use deltaprop::{kernels, Matrix};
@@ -352,7 +358,8 @@ pub fn backward<T: Scalar>(
 /// uses its old value for δ̂ = Â W δ and writes W − α â δᵀ.
 ///
 /// Gives bit for bit the δ̂ of [`backward`] on the old W and the W of [`rank1_update`]
-/// (on the same SIMD level), at about half their combined memory traffic.
+/// (on the same SIMD level), at about half their combined memory traffic. Zero-sized
+/// dimensions are valid, as for those two.
 ///
 /// ```
 /// use deltaprop::{kernels, Matrix};

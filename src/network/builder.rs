@@ -4,6 +4,7 @@ use std::marker::PhantomData;
 
 use crate::activation::Activation;
 use crate::error::Error;
+use crate::matrix::ROW_ALIGN;
 use crate::scalar::Scalar;
 
 use super::init::{self, Init};
@@ -97,7 +98,8 @@ impl<T: Scalar> NetworkBuilder<T> {
     /// The network, with weights drawn from the seed.
     ///
     /// Errors as [`Network::new`] does, if the inputs or a layer's outputs are zero, and if a
-    /// layer's size overflows `usize`.
+    /// layer's W would take more than `isize::MAX` bytes ([`Error::SizeOverflow`]). A network
+    /// that is merely larger than the memory fails to allocate, as a `Vec` does.
     pub fn build(self) -> Result<Network<T>, Error> {
         if self.inputs == 0 {
             return Err(Error::ZeroSize {
@@ -113,10 +115,14 @@ impl<T: Scalar> NetworkBuilder<T> {
         }
         let mut h = self.inputs;
         for &(l, _) in &self.layers {
-            if h.checked_mul(l)
-                .and_then(|n| n.checked_mul(size_of::<T>()))
-                .is_none()
-            {
+            // W is stored with its rows padded to whole 64-byte lines; no allocation may
+            // exceed isize::MAX bytes (beyond that `Vec` would panic, not fail).
+            let per_line = ROW_ALIGN / size_of::<T>();
+            let bytes = l
+                .div_ceil(per_line)
+                .checked_mul(ROW_ALIGN)
+                .and_then(|row| row.checked_mul(h));
+            if bytes.is_none_or(|n| n > isize::MAX as usize) {
                 return Err(Error::SizeOverflow { rows: h, cols: l });
             }
             h = l;

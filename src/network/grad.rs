@@ -152,7 +152,8 @@ impl<T: Scalar> Gradients<T> {
         self.data.iter_mut().for_each(|v| *v *= factor);
     }
 
-    /// Adds `other` element by element. Errors if the two are shaped differently.
+    /// Adds `other` element by element. Errors — with `self` unchanged — if the two are
+    /// shaped differently.
     pub fn add(&mut self, other: &Gradients<T>) -> Result<(), Error> {
         self.check_shape(&other.shapes)?;
         self.data
@@ -162,17 +163,17 @@ impl<T: Scalar> Gradients<T> {
         Ok(())
     }
 
-    /// `Err` unless these gradients have the shapes `shapes` (layer by layer).
-    fn check_shape(&self, shapes: &[(usize, usize, usize)]) -> Result<(), Error> {
+    /// `Err`, naming `other`, unless `other` has these gradients' shapes (layer by layer).
+    fn check_shape(&self, other: &[(usize, usize, usize)]) -> Result<(), Error> {
         check_len(
-            "grads",
+            "other",
+            other.len(),
             self.shapes.len(),
-            shapes.len(),
-            "the number of layers",
+            "the number of layers of `self`",
         )?;
-        for (&(h, l, _), &(h2, l2, _)) in self.shapes.iter().zip(shapes) {
-            check_len("grads", h, h2, "a layer's inputs (H)")?;
-            check_len("grads", l, l2, "a layer's outputs (L)")?;
+        for (&(h, l, _), &(h2, l2, _)) in self.shapes.iter().zip(other) {
+            check_len("other", h2, h, "a layer's inputs (H) in `self`")?;
+            check_len("other", l2, l, "a layer's outputs (L) in `self`")?;
         }
         Ok(())
     }

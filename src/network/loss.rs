@@ -21,9 +21,11 @@ use crate::scalar::Scalar;
 pub enum Loss {
     /// ψ = ‖t − y‖² = Σⱼ (tⱼ − yⱼ)², with any output activation.
     SquaredError,
-    /// ψ = −Σⱼ tⱼ ln yⱼ; needs a `Softmax` output layer. Targets are usually one-hot (or
-    /// another distribution, Σ t = 1); other non-negative targets get the exact gradient
-    /// (Σ t) y − t.
+    /// ψ = −Σⱼ tⱼ ln yⱼ; needs a `Softmax` output layer. The targets of each sample must be
+    /// a probability distribution — one-hot, or soft labels: every tⱼ ≥ 0 and
+    /// |Σⱼ tⱼ − 1| ≤ √ε + L·ε (ε = `T::EPSILON`; about 3.5e-4 for `f32` and 1.5e-8 for `f64`,
+    /// summed in `f64`) — else the call is an [`Error::NegativeTarget`] or
+    /// [`Error::TargetSum`], checked before anything is written.
     CrossEntropy,
 }
 
@@ -52,6 +54,47 @@ impl Loss {
 impl std::fmt::Display for Loss {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// The largest |Σ t − 1| accepted for `len` cross-entropy targets: √ε + len·ε, room for the
+/// rounding of soft labels made in `T` (or rounded to it), and far below any real mistake.
+pub(crate) fn target_sum_tolerance<T: Scalar>(len: usize) -> f64 {
+    let eps = T::EPSILON.to_f64();
+    eps.sqrt() + len as f64 * eps
+}
+
+/// `Ok` unless the (finite) targets `t` of one sample are not a probability distribution:
+/// [`Error::NegativeTarget`] at the first tⱼ < 0, else [`Error::TargetSum`] if Σ t (in `f64`)
+/// is further than [`target_sum_tolerance`] from 1.
+pub(crate) fn check_targets<T: Scalar>(
+    arg: &'static str,
+    row: Option<usize>,
+    t: &[T],
+) -> Result<(), Error> {
+    let mut sum = 0.0f64;
+    for (index, &tj) in t.iter().enumerate() {
+        if tj < T::ZERO {
+            return Err(Error::NegativeTarget {
+                arg,
+                row,
+                index,
+                value: tj.to_f64(),
+            });
+        }
+        sum += tj.to_f64();
+    }
+    let tolerance = target_sum_tolerance::<T>(t.len());
+    if (sum - 1.0).abs() <= tolerance {
+        Ok(())
+    } else {
+        Err(Error::TargetSum {
+            arg,
+            row,
+            len: t.len(),
+            sum,
+            tolerance,
+        })
     }
 }
 

@@ -215,8 +215,9 @@ impl<T: Scalar> Network<T> {
     /// the network before the step.
     ///
     /// Errors — with the network unchanged — if `x` or `t` has the wrong length or a NaN or
-    /// infinite element, if `lr` is not finite and positive, or if the loss is not finite
-    /// ([`Error::Diverged`]).
+    /// infinite element, if the loss is `CrossEntropy` and `t` is not a probability
+    /// distribution (see [`Loss::CrossEntropy`]), if `lr` is not finite and positive, or if
+    /// the loss is not finite ([`Error::Diverged`]).
     pub fn train_sample(&mut self, x: &[T], t: &[T], lr: T) -> Result<T, Error> {
         check_lr(lr)?;
         self.check_x(x)?;
@@ -281,7 +282,11 @@ impl<T: Scalar> Network<T> {
 
     fn check_t(&self, t: &[T]) -> Result<(), Error> {
         check_len("t", t.len(), self.outputs(), "the network's outputs")?;
-        check_finite("t", t)
+        check_finite("t", t)?;
+        if self.loss == Loss::CrossEntropy {
+            loss::check_targets("t", None, t)?;
+        }
+        Ok(())
     }
 
     /// Checks a batch: B ≥ 1 rows in both, the right columns, finite elements.
@@ -303,7 +308,13 @@ impl<T: Scalar> Network<T> {
         )?;
         check_len("t", t.rows(), x.rows(), "the rows of x (the batch size)")?;
         check_finite_matrix("x", x)?;
-        check_finite_matrix("t", t)
+        check_finite_matrix("t", t)?;
+        if self.loss == Loss::CrossEntropy {
+            for r in 0..t.rows() {
+                loss::check_targets("t", Some(r), t.row(r))?;
+            }
+        }
+        Ok(())
     }
 }
 

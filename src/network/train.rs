@@ -115,14 +115,7 @@ impl<T: Scalar> Network<T> {
         opts: &EpochOptions,
         mut on_step: impl FnMut(usize),
     ) -> Result<T, Error> {
-        check_lr(lr)?;
-        if opts.batch_size == 0 {
-            return Err(Error::ZeroSize {
-                what: "the batch size",
-                layer: None,
-            });
-        }
-        self.check_batch(x, t)?;
+        self.check_epoch(x, t, lr, opts)?;
         let order = opts.order(epoch, x.rows());
         let mut sum = 0.0f64;
         if opts.batch_size == 1 {
@@ -169,9 +162,29 @@ impl<T: Scalar> Network<T> {
         Ok(T::from_f64(sum / x.rows() as f64))
     }
 
+    /// The checks of [`train_epoch`](Self::train_epoch), before any step.
+    fn check_epoch(
+        &self,
+        x: MatRef<'_, T>,
+        t: MatRef<'_, T>,
+        lr: T,
+        opts: &EpochOptions,
+    ) -> Result<(), Error> {
+        check_lr(lr)?;
+        if opts.batch_size == 0 {
+            return Err(Error::ZeroSize {
+                what: "the batch size (`opts.batch_size`)",
+                layer: None,
+            });
+        }
+        self.check_batch(x, t)
+    }
+
     /// `epochs` epochs of [`train_epoch`](Self::train_epoch) (epoch indices 0, 1, …),
-    /// calling `on_epoch(epoch, mean_loss)` after each; returns the last epoch's mean loss
-    /// (zero for no epochs).
+    /// calling `on_epoch(epoch, mean_loss)` after each; returns the last epoch's mean loss.
+    ///
+    /// The arguments are checked as [`train_epoch`](Self::train_epoch) checks them even when
+    /// `epochs` is zero; zero epochs of valid arguments are a no-op that returns zero.
     ///
     /// ```
     /// use deltaprop::{Activation, EpochOptions, Matrix, Network};
@@ -198,6 +211,7 @@ impl<T: Scalar> Network<T> {
         opts: &EpochOptions,
         mut on_epoch: impl FnMut(usize, T),
     ) -> Result<T, Error> {
+        self.check_epoch(x, t, lr, opts)?;
         let mut last = T::ZERO;
         for epoch in 0..epochs {
             last = self.train_epoch(x, t, lr, epoch, opts)?;
@@ -210,7 +224,8 @@ impl<T: Scalar> Network<T> {
     /// (N × outputs). The network is not changed; scratch space is allocated per call and the
     /// totals are accumulated in `f64`.
     ///
-    /// Errors if N is zero, the shapes disagree, or an element is NaN or infinite.
+    /// Errors if N is zero, the shapes disagree, an element is NaN or infinite, or the loss
+    /// is `CrossEntropy` and a row of `t` is not a probability distribution.
     pub fn evaluate(&self, x: MatRef<'_, T>, t: MatRef<'_, T>) -> Result<Evaluation<T>, Error> {
         self.check_batch(x, t)?;
         let mut ws: Vec<_> = self
