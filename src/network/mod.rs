@@ -15,6 +15,7 @@
 mod batch;
 mod builder;
 mod grad;
+mod guard;
 mod init;
 #[cfg(feature = "serde")]
 mod io;
@@ -109,6 +110,8 @@ pub struct Network<T: Scalar> {
     loss: Loss,
     ws: Vec<SampleWs<T>>,
     pub(crate) batch: batch::BatchWs<T>,
+    /// Keeps a step from leaving non-finite weights (see `guard.rs`).
+    guard: guard::StepGuard<T>,
 }
 
 impl<T: Scalar> Network<T> {
@@ -138,11 +141,13 @@ impl<T: Scalar> Network<T> {
         }
         loss.check_output(last.act)?;
         let ws = layers.iter().map(|l| SampleWs::new(l.outputs())).collect();
+        let guard = guard::StepGuard::new(&layers);
         Ok(Network {
             layers,
             loss,
             ws,
             batch: batch::BatchWs::default(),
+            guard,
         })
     }
 
@@ -215,14 +220,15 @@ impl<T: Scalar> Network<T> {
     /// the network before the step.
     ///
     /// Errors — with the network unchanged — if `x` or `t` has the wrong length or a NaN or
-    /// infinite element, if `lr` is not finite and positive, or if the loss is not finite
-    /// ([`Error::Diverged`]).
+    /// infinite element, if `lr` is not finite and positive, or if the loss is not finite or
+    /// the step would make a weight or bias overflow ([`Error::Diverged`]): after an `Ok`,
+    /// every weight and bias is finite.
     pub fn train_sample(&mut self, x: &[T], t: &[T], lr: T) -> Result<T, Error> {
         check_lr(lr)?;
         self.check_x(x)?;
         self.check_t(t)?;
         let psi = self.forward_delta(x, t)?;
-        self.backward_step(x, lr)?;
+        self.backward_step(x, lr, psi)?;
         Ok(psi)
     }
 
@@ -250,8 +256,42 @@ impl<T: Scalar> Network<T> {
         Ok(psi)
     }
 
+    /// The backward step of [`backward_step_unguarded`](Self::backward_step_unguarded), taken
+    /// only if no weight or bias can become non-finite: on the fast path if the guard's bound
+    /// holds, else with a copy of the weights to put back (then `Err(Diverged)` with `psi`,
+    /// the loss, and the network unchanged).
+    fn backward_step(&mut self, x: &[T], alpha: T, psi: T) -> Result<(), Error> {
+        let last = self.ws.len() - 1;
+        let d_out = guard::max_abs(&self.ws[last].delta);
+        let (layers, ws) = (&self.layers, &self.ws);
+        let plan = self
+            .guard
+            .plan_backward(layers, alpha, 1, d_out, |k| match k {
+                0 => guard::Below::Sample(x, None),
+                _ => guard::Below::Sample(&ws[k - 1].a, Some((&ws[k - 1].d, layers[k - 1].act))),
+            });
+        match plan {
+            guard::Plan::Fast => {
+                self.backward_step_unguarded(x, alpha)?;
+                self.guard.taken();
+                Ok(())
+            }
+            guard::Plan::Checked => {
+                self.guard.save(&self.layers);
+                let step = self.backward_step_unguarded(x, alpha);
+                let finite = self.guard.restore_if_not_finite(&mut self.layers);
+                step?;
+                if finite {
+                    Ok(())
+                } else {
+                    Err(Error::Diverged { loss: psi.to_f64() })
+                }
+            }
+        }
+    }
+
     /// From the last layer backwards: δ̂ with the update of W fused, then b ← b − α δ.
-    fn backward_step(&mut self, x: &[T], alpha: T) -> Result<(), Error> {
+    fn backward_step_unguarded(&mut self, x: &[T], alpha: T) -> Result<(), Error> {
         for k in (0..self.layers.len()).rev() {
             let layer = &mut self.layers[k];
             let (below, rest) = self.ws.split_at_mut(k);
