@@ -61,6 +61,11 @@ pub(crate) fn limit<T: Scalar>() -> f64 {
     max / 4.0
 }
 
+/// `v ≤ lim`; false for NaN, so a NaN bound fails.
+fn within(v: f64, lim: f64) -> bool {
+    v <= lim
+}
+
 /// max |v| in `f64`; NaN if an element is NaN (so every bound built on it fails).
 pub(crate) fn max_abs<T: Scalar>(v: &[T]) -> f64 {
     // Eight independent lanes of `if a > m { a } else { m }`, which is the semantics of the
@@ -203,8 +208,7 @@ impl<T: Scalar> StepGuard<T> {
             let inter = alpha.max(1.0) * a.max(1.0) * d.max(1.0) * (rows as f64);
             // The update of W (α â δ) and of b (α δ).
             let growth = alpha * a.max(1.0) * d;
-            // NaN compares false: a NaN bound fails.
-            if !(c + inter <= lim) {
+            if !within(c + inter, lim) {
                 return false;
             }
             self.growth[k] = growth;
@@ -212,7 +216,7 @@ impl<T: Scalar> StepGuard<T> {
                 // δ̂ = σ̂' ⊙ (W δ), from W before its update: W δ must not overflow even where
                 // σ̂' is 0 (0 · ∞ is NaN).
                 let w_delta = (layers[k].outputs() as f64) * c * d;
-                if !(w_delta * p.max(1.0) <= lim) {
+                if !within(w_delta * p.max(1.0), lim) {
                     return false;
                 }
                 d = p * w_delta;
