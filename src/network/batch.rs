@@ -107,7 +107,7 @@ impl<T: Scalar> Network<T> {
             let ws = &self.batch.layers;
             let view = |w: &LayerWs<T>, buf| LayerWs::view(buf, rows, w.l, w.stride);
             let out = &ws[ws.len() - 1];
-            let d_out = guard::max_abs_rows(view(out, &out.delta));
+            let d_out = guard::sum_abs_rows(view(out, &out.delta));
             let layers = &self.layers;
             self.guard
                 .plan_backward(layers, lr, rows, d_out, |k| match k {

@@ -223,10 +223,11 @@ impl<T: Scalar> Network<T> {
     pub fn apply_gradients(&mut self, grads: &Gradients<T>, lr: T) -> Result<(), Error> {
         check_lr(lr)?;
         grads.check_network(self)?;
-        // One pass over the gradient: its finiteness and each layer's largest magnitude.
+        // One pass over the gradient: its finiteness, and per layer Σ |g| ≥ max |g| (not
+        // finite if an element is not, or if the sum overflows).
         for (k, &(h, l, off)) in grads.shapes.iter().enumerate() {
-            let g_max = guard::max_abs(&grads.data[off..off + h * l + l]);
-            if g_max.is_nan() {
+            let g_max = guard::sum_abs(&grads.data[off..off + h * l + l]);
+            if !g_max.is_finite() {
                 grads.check_finite()?;
             }
             self.guard.set_gradient_max(k, g_max);

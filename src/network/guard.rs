@@ -9,9 +9,9 @@
 //!
 //! - per layer, a ceiling c ≥ max(|W|, |b|), kept up to date by adding each step's bound on
 //!   the update (exact at construction, and recomputed from W and b when it gets in the way);
-//! - A = max |â| (a static bound for Sigmoid and Tanh; a pass over â otherwise),
-//!   P = max |σ̂'| (a static bound except for Gelu), D = max |δ| (a pass over δ, whose
-//!   length is L, or a bound carried down from the layer above).
+//! - A ≥ max |â| (a static bound for Sigmoid and Tanh; Σ |âᵣ|, one vectorised pass,
+//!   otherwise), P ≥ max |σ̂'| (a static bound except for Gelu), D ≥ max |δ| (Σ |δⱼ| at
+//!   the output, whose length is L, then a bound carried down from the layer above).
 //!
 //! Then |α â δᵀ| ≤ α A D, |W δ| ≤ L · c · D, |δ̂| ≤ P · L · c · D, and every intermediate product and partial
 //! sum of the kernels (α âᵣ, â δ summed over a batch of B, W δ) is at most
@@ -91,6 +91,29 @@ pub(crate) fn max_abs<T: Scalar>(v: &[T]) -> f64 {
     m.iter().fold(0.0f64, |acc, &e| acc.max(e.to_f64()))
 }
 
+/// Σ |v| in T, converted to `f64`: an upper bound on max |v| in one vectorised pass (eight
+/// independent sums), ±∞ or NaN if an element is not finite or the sum overflows T — and
+/// then every bound built on it fails.
+pub(crate) fn sum_abs<T: Scalar>(v: &[T]) -> f64 {
+    let mut acc = [T::ZERO; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &e) in acc.iter_mut().zip(c) {
+            *a += e.abs();
+        }
+    }
+    let mut s = chunks.remainder().iter().fold(T::ZERO, |s, &e| s + e.abs());
+    for a in acc {
+        s += a;
+    }
+    s.to_f64()
+}
+
+/// [`sum_abs`] over the view's rows (an upper bound on max |m|).
+pub(crate) fn sum_abs_rows<T: Scalar>(m: MatRef<'_, T>) -> f64 {
+    (0..m.rows()).map(|r| sum_abs(m.row(r))).sum()
+}
+
 /// max |m| over the view's elements.
 pub(crate) fn max_abs_rows<T: Scalar>(m: MatRef<'_, T>) -> f64 {
     let mut acc = 0.0f64;
@@ -113,7 +136,7 @@ fn output_bound(act: Activation) -> Option<f64> {
 }
 
 /// A static bound on |σ'(n)| where σ has one (GELU's derivative peaks near 1.13, and its
-/// vectorised form is checked element-wise rather than trusted).
+/// vectorised form is summed rather than trusted).
 fn derivative_bound(act: Activation) -> Option<f64> {
     match act {
         Activation::Sigmoid => Some(0.25),
@@ -151,16 +174,16 @@ impl<T: Scalar> Below<'_, T> {
     fn bounds(&self, act_below: Option<Activation>) -> (f64, f64) {
         let a = match (act_below.and_then(output_bound), self) {
             (Some(bound), _) => bound,
-            (None, Below::Sample(a, _)) => max_abs(a),
-            (None, Below::Batch(a, _)) => max_abs_rows(*a),
+            (None, Below::Sample(a, _)) => sum_abs(a),
+            (None, Below::Batch(a, _)) => sum_abs_rows(*a),
         };
         let p = match self {
             Below::Sample(_, None) | Below::Batch(_, None) => 0.0,
             Below::Sample(_, Some((d, act))) => {
-                derivative_bound(*act).unwrap_or_else(|| max_abs(d))
+                derivative_bound(*act).unwrap_or_else(|| sum_abs(d))
             }
             Below::Batch(_, Some((d, act))) => {
-                derivative_bound(*act).unwrap_or_else(|| max_abs_rows(*d))
+                derivative_bound(*act).unwrap_or_else(|| sum_abs_rows(*d))
             }
         };
         (a, p)
@@ -250,7 +273,8 @@ impl<T: Scalar> StepGuard<T> {
         }
     }
 
-    /// Records max(|G_k|, |g_b,k|) of layer k's gradient for [`plan_apply`](Self::plan_apply).
+    /// Records a bound on max(|G_k|, |g_b,k|), layer k's gradient, for
+    /// [`plan_apply`](Self::plan_apply).
     pub(crate) fn set_gradient_max(&mut self, k: usize, g_max: f64) {
         self.growth[k] = g_max;
     }

@@ -262,7 +262,7 @@ impl<T: Scalar> Network<T> {
     /// the loss, and the network unchanged).
     fn backward_step(&mut self, x: &[T], alpha: T, psi: T) -> Result<(), Error> {
         let last = self.ws.len() - 1;
-        let d_out = guard::max_abs(&self.ws[last].delta);
+        let d_out = guard::sum_abs(&self.ws[last].delta);
         let (layers, ws) = (&self.layers, &self.ws);
         let plan = self
             .guard
