@@ -84,6 +84,7 @@ impl<T: Scalar> Network<T> {
     /// Errors — with the network unchanged — as `train_sample` does, and if B is zero or the
     /// shapes of `x` and `t` disagree with each other or with the network.
     pub fn train_batch(&mut self, x: MatRef<'_, T>, t: MatRef<'_, T>, lr: T) -> Result<T, Error> {
+        let _ftz = self.ftz();
         check_lr(lr)?;
         self.check_batch(x, t)?;
         self.train_batch_unchecked(x, t, lr)
@@ -176,6 +177,7 @@ impl<T: Scalar> Network<T> {
         t: MatRef<'_, T>,
         grads: &mut Gradients<T>,
     ) -> Result<T, Error> {
+        let _ftz = self.ftz();
         self.check_batch(x, t)?;
         grads.check_network(self)?;
         if x.rows() == 1 {
@@ -216,6 +218,7 @@ impl<T: Scalar> Network<T> {
         t: &[T],
         grads: &mut Gradients<T>,
     ) -> Result<T, Error> {
+        let _ftz = self.ftz();
         self.check_x(x)?;
         self.check_t(t)?;
         grads.check_network(self)?;

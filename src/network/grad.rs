@@ -221,6 +221,7 @@ impl<T: Scalar> Network<T> {
     /// [`Error::Diverged`] (its loss NaN: there is none) if the step would make a weight or
     /// bias overflow.
     pub fn apply_gradients(&mut self, grads: &Gradients<T>, lr: T) -> Result<(), Error> {
+        let _ftz = self.ftz();
         check_lr(lr)?;
         grads.check_network(self)?;
         // One pass over the gradient: its finiteness, and per layer Σ |g| ≥ max |g| (not

@@ -112,6 +112,8 @@ pub struct Network<T: Scalar> {
     pub(crate) batch: batch::BatchWs<T>,
     /// Keeps a step from leaving non-finite weights (see `guard.rs`).
     guard: guard::StepGuard<T>,
+    /// Whether training calls flush subnormals to zero.
+    flush_subnormals: bool,
 }
 
 impl<T: Scalar> Network<T> {
@@ -148,6 +150,7 @@ impl<T: Scalar> Network<T> {
             ws,
             batch: batch::BatchWs::default(),
             guard,
+            flush_subnormals: false,
         })
     }
 
@@ -165,6 +168,39 @@ impl<T: Scalar> Network<T> {
     /// The layers, giving up the network.
     pub fn into_layers(self) -> Vec<Layer<T>> {
         self.layers
+    }
+
+    /// Opt in (or out) of flushing subnormals to zero during training: while
+    /// [`train_sample`](Self::train_sample), [`train_batch`](Self::train_batch),
+    /// [`train_epoch`](Self::train_epoch) (and [`fit`](Self::fit)),
+    /// [`gradient_sample`](Self::gradient_sample), [`gradient_batch`](Self::gradient_batch)
+    /// and [`apply_gradients`](Self::apply_gradients) run, the calling thread's MXCSR has FTZ
+    /// and DAZ set, and its previous value is restored when the call returns, with `Ok` or
+    /// `Err` (or unwinds). Off by default.
+    ///
+    /// Subnormal numbers (below 2⁻¹²⁶ in f32) appear when weights, activations or δ decay
+    /// towards zero, and an x86 core may take a microcode assist for each operation on one;
+    /// flushing them to zero changes results only below that threshold. See
+    /// `benches/subnormal.rs` for what they cost on a given machine.
+    ///
+    /// Only on x86-64, and only on the calling thread: elsewhere this setting does nothing,
+    /// and the blocks of a big layer that run on rayon's worker threads keep those threads'
+    /// own settings. An `on_step` callback of [`train_epoch_with`](Self::train_epoch_with)
+    /// runs with the flags set. [`simd::flushing_subnormals`](crate::simd::flushing_subnormals)
+    /// tells whether they are set on the calling thread.
+    pub fn set_flush_subnormals(&mut self, on: bool) {
+        self.flush_subnormals = on;
+    }
+
+    /// Whether training calls flush subnormals to zero (see
+    /// [`set_flush_subnormals`](Self::set_flush_subnormals)).
+    pub fn flush_subnormals(&self) -> bool {
+        self.flush_subnormals
+    }
+
+    /// The guard a training call holds for its duration.
+    pub(crate) fn ftz(&self) -> crate::simd::FlushSubnormals {
+        crate::simd::FlushSubnormals::new(self.flush_subnormals)
     }
 
     /// The loss the network is trained on.
@@ -224,6 +260,7 @@ impl<T: Scalar> Network<T> {
     /// the step would make a weight or bias overflow ([`Error::Diverged`]): after an `Ok`,
     /// every weight and bias is finite.
     pub fn train_sample(&mut self, x: &[T], t: &[T], lr: T) -> Result<T, Error> {
+        let _ftz = self.ftz();
         check_lr(lr)?;
         self.check_x(x)?;
         self.check_t(t)?;

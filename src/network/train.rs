@@ -115,6 +115,7 @@ impl<T: Scalar> Network<T> {
         opts: &EpochOptions,
         mut on_step: impl FnMut(usize),
     ) -> Result<T, Error> {
+        let _ftz = self.ftz();
         check_lr(lr)?;
         if opts.batch_size == 0 {
             return Err(Error::ZeroSize {
