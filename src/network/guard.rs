@@ -94,6 +94,7 @@ pub(crate) fn max_abs<T: Scalar>(v: &[T]) -> f64 {
 /// Σ |v| in T, converted to `f64`: an upper bound on max |v| in one vectorised pass (eight
 /// independent sums), ±∞ or NaN if an element is not finite or the sum overflows T — and
 /// then every bound built on it fails.
+#[inline]
 pub(crate) fn sum_abs<T: Scalar>(v: &[T]) -> f64 {
     let mut acc = [T::ZERO; 8];
     let mut chunks = v.chunks_exact(8);
@@ -128,6 +129,7 @@ pub(crate) fn max_abs_rows<T: Scalar>(m: MatRef<'_, T>) -> f64 {
 }
 
 /// A static bound on |σ(n)| where σ has one.
+#[inline]
 fn output_bound(act: Activation) -> Option<f64> {
     match act {
         Activation::Sigmoid | Activation::Tanh => Some(1.0),
@@ -137,6 +139,7 @@ fn output_bound(act: Activation) -> Option<f64> {
 
 /// A static bound on |σ'(n)| where σ has one (GELU's derivative peaks near 1.13, and its
 /// vectorised form is summed rather than trusted).
+#[inline]
 fn derivative_bound(act: Activation) -> Option<f64> {
     match act {
         Activation::Sigmoid => Some(0.25),
@@ -171,6 +174,7 @@ pub(crate) enum Below<'a, T: Scalar> {
 
 impl<T: Scalar> Below<'_, T> {
     /// (A, P): bounds on |â| and |σ̂'| (P = 0 below the first layer, which passes no δ̂ on).
+    #[inline]
     fn bounds(&self, act_below: Option<Activation>) -> (f64, f64) {
         let a = match (act_below.and_then(output_bound), self) {
             (Some(bound), _) => bound,
@@ -210,6 +214,7 @@ impl<T: Scalar> StepGuard<T> {
     /// Bounds a backward step from the output layer's δ (bound `d_out`) down, with `below(k)`
     /// giving layer k's â and σ̂'; `rows` is B (1 per sample). True if no operation of the
     /// step can overflow; `growth` then holds each layer's update bound.
+    #[inline]
     fn bound_backward<'a>(
         &mut self,
         layers: &[Layer<T>],
@@ -250,6 +255,7 @@ impl<T: Scalar> StepGuard<T> {
 
     /// Plans a backward step (see [`bound_backward`](Self::bound_backward)): `Fast` if the
     /// bound holds with the current ceilings or, failing that, with exact ones.
+    #[inline]
     pub(crate) fn plan_backward<'a>(
         &mut self,
         layers: &[Layer<T>],
@@ -304,6 +310,7 @@ impl<T: Scalar> StepGuard<T> {
     }
 
     /// After a fast step: each ceiling grows by its layer's update bound.
+    #[inline]
     pub(crate) fn taken(&mut self) {
         for (c, g) in self.ceiling.iter_mut().zip(&self.growth) {
             *c += g;
