@@ -8,7 +8,8 @@
 //! has already computed or that cost O(H + L) to get:
 //!
 //! - per layer, a ceiling c ≥ max(|W|, |b|), kept up to date by adding each step's bound on
-//!   the update (exact at construction, and recomputed from W and b when it gets in the way);
+//!   the update (exact at construction, and recomputed from W and b when it gets in the way;
+//!   any new way of changing W or b outside these steps must keep it an upper bound);
 //! - A ≥ max |â| (a static bound for Sigmoid and Tanh; Σ |âᵣ|, one vectorised pass,
 //!   otherwise), P ≥ max |σ̂'| (a static bound except for Gelu), D ≥ max |δ| (Σ |δⱼ| at
 //!   the output, whose length is L, then a bound carried down from the layer above).
