@@ -153,10 +153,12 @@ pub enum Error {
         /// The argument, e.g. `"x"`.
         arg: &'static str,
     },
-    /// The loss of the current sample or batch is not finite: the weights have diverged (the
-    /// learning rate is too large). The step was not taken.
+    /// The loss of the current sample or batch is not finite, or the step would make a weight,
+    /// a bias or an error signal overflow: the weights have diverged (the learning rate is too
+    /// large, or the data too large for it). The step was not taken.
     Diverged {
-        /// The loss, NaN or ±∞.
+        /// The loss: NaN or ±∞, or the finite loss of a step that would have overflowed (NaN
+        /// from `apply_gradients`, which has no loss).
         loss: f64,
     },
     /// A saved network that cannot be read: truncated, corrupt, of another format version or

@@ -109,6 +109,17 @@
 //! # Ok::<(), deltaprop::Error>(())
 //! ```
 //!
+//! # Determinism
+//! The same seed gives the same network, bit for bit, on every run of the same SIMD level:
+//! the kernels' summation order depends only on the shapes, never on addresses, timing or
+//! the number of rayon threads (`tests/determinism.rs` checks it across processes and
+//! levels, `tests/network_par.rs` on 1, 2, 3 and 5 threads). Across levels it does not hold:
+//! the portable level of a default x86-64 build has no fused multiply-add, and AVX2 and
+//! AVX-512 sum in vectors of different widths, so each level rounds differently in the last
+//! bits. Pin a level with `DELTAPROP_SIMD` (or run on a [`kernels::KernelSet`]) to reproduce
+//! results on another machine. [`Network::set_flush_subnormals`] changes results below the
+//! smallest normal number, so keep it the same too.
+//!
 //! # One SGD step with the kernels
 //! ```
 //! use deltaprop::{kernels, Activation, Matrix};

@@ -6,7 +6,8 @@
 //! - Shapes: B ∈ {1, 2, 3, 7, 32, 33, 256} × every (H, L) from {1, 3, 8, 9, 16, 17, 31, 64,
 //!   65, 127} (around the tile edges of every level: MR ∈ {4, 6, 12}, NR ∈ {8, 16, 32}), plus
 //!   784 × 256 (several k-blocks, many panels), a few shapes past one k-block in every
-//!   direction (B = 300, L = 520, 784, 1000) and zero-sized dimensions.
+//!   direction (B = 300, L = 520, 784, 1000) and zero-sized dimensions. `DELTAPROP_TEST_SMALL=1`
+//!   shrinks them (see [`small`]) for a run under valgrind.
 //! - Storage: `Matrix` (aligned, padded rows) and strided views over a caller's `Vec` that start
 //!   1 or 3 elements past a 64-byte boundary with a row stride of cols + 1, 3, 8 or 17. Around
 //!   and between the rows of a view sit guard values: NaN around inputs (a kernel reading
@@ -280,19 +281,50 @@ fn kernel_sets() -> Vec<KernelSet> {
 const BATCHES: [usize; 7] = [1, 2, 3, 7, 32, 33, 256];
 const SIZES: [usize; 10] = [1, 3, 8, 9, 16, 17, 31, 64, 65, 127];
 
+/// Whether `DELTAPROP_TEST_SMALL` asks for a reduced run (set and not `0`), e.g. under
+/// valgrind: the sizes below, still on each side of every tile edge (MR ∈ {4, 6, 12},
+/// NR ∈ {8, 16, 32}), no 784 × 256 layer, and of the shapes past one k-block only the cheap
+/// ones.
+fn small() -> bool {
+    std::env::var_os("DELTAPROP_TEST_SMALL").is_some_and(|v| v != "0")
+}
+const SMALL_BATCHES: [usize; 5] = [1, 2, 7, 13, 33];
+const SMALL_SIZES: [usize; 6] = [1, 3, 8, 9, 17, 33];
+
+/// [`BATCHES`], or [`SMALL_BATCHES`] in a reduced run.
+fn batches() -> &'static [usize] {
+    if small() { &SMALL_BATCHES } else { &BATCHES }
+}
+
+/// [`SIZES`], or [`SMALL_SIZES`] in a reduced run.
+fn sizes() -> &'static [usize] {
+    if small() { &SMALL_SIZES } else { &SIZES }
+}
+
+/// [`sizes`] and, unless the run is reduced, `big`.
+fn sizes_and(big: usize) -> Vec<usize> {
+    let mut v = sizes().to_vec();
+    if !small() {
+        v.push(big);
+    }
+    v
+}
+
 /// Every (B, H, L) the comparisons run, with a storage (alternating over the cases so both
 /// meet every size) and an activation (cycling through the element-wise ones).
 fn cases() -> Vec<(usize, usize, usize, Storage, Activation)> {
     let mut out = Vec::new();
     let mut n = 0;
-    for &bsz in &BATCHES {
+    for &bsz in batches() {
         let mut pairs: Vec<(usize, usize)> = Vec::new();
-        for &h in &SIZES {
-            for &l in &SIZES {
+        for &h in sizes() {
+            for &l in sizes() {
                 pairs.push((h, l));
             }
         }
-        pairs.push((784, 256));
+        if !small() {
+            pairs.push((784, 256));
+        }
         for (h, l) in pairs {
             for storage in STORAGES {
                 // The biggest batch runs every size once, alternating storage (the others
@@ -309,7 +341,13 @@ fn cases() -> Vec<(usize, usize, usize, Storage, Activation)> {
     // Past one k-block of every level (KC = 256): the gradient's second block accumulates
     // onto G (B = 300); backward's partial sums go through its output, transposed or not
     // (L = 784, 1000 with small B; L = 520 with B = 256).
-    for (bsz, h, l) in [(300, 33, 17), (7, 65, 784), (2, 9, 1000), (256, 64, 520)] {
+    let past_k_block = [(300, 33, 17), (7, 65, 784), (2, 9, 1000), (256, 64, 520)];
+    let past_k_block = if small() {
+        &past_k_block[..3]
+    } else {
+        &past_k_block[..]
+    };
+    for &(bsz, h, l) in past_k_block {
         for storage in STORAGES {
             let act = Activation::ELEMENTWISE[n % Activation::ELEMENTWISE.len()];
             n += 1;
@@ -625,8 +663,8 @@ fn update_vs_reference<T: Float>() {
 
 fn apply_gradient_vs_reference<T: Float>() {
     for ks in kernel_sets() {
-        for &h in SIZES.iter().chain(&[784]) {
-            for &l in SIZES.iter().chain(&[256]) {
+        for &h in &sizes_and(784) {
+            for &l in &sizes_and(256) {
                 for storage in STORAGES {
                     let ctx = ctx(&ks, T::NAME, 0, h, l, storage);
                     let mut rng = Rng::new((h * 1031 + l) as u64);
@@ -676,8 +714,8 @@ fn apply_gradient_vs_reference<T: Float>() {
 
 fn batch_of_one_is_per_sample<T: Float>() {
     for ks in kernel_sets() {
-        for &h in SIZES.iter().chain(&[784]) {
-            for &l in SIZES.iter().chain(&[256]) {
+        for &h in &sizes_and(784) {
+            for &l in &sizes_and(256) {
                 let ctx = ctx(&ks, T::NAME, 1, h, l, Storage::View);
                 let mut rng = Rng::new((h * 1033 + l) as u64);
                 let (wv, xv, bv, dv, dpv) = (
@@ -856,7 +894,13 @@ fn same_bits_on_any_thread_count<T: Float>() {
     // with more threads).
     const { assert!(2 * 256 * 64 * 32 < kernels::PAR_MIN_FLOPS) };
     for ks in kernel_sets() {
-        for (bsz, h, l) in THREAD_SHAPES {
+        // A reduced run keeps the one shape that splits into blocks of both tile widths.
+        let shapes = if small() {
+            &THREAD_SHAPES[2..3]
+        } else {
+            &THREAD_SHAPES[..]
+        };
+        for &(bsz, h, l) in shapes {
             let one = all_outputs::<T>(ks, bsz, h, l, 1);
             for threads in [2, 3, 2] {
                 let many = all_outputs::<T>(ks, bsz, h, l, threads);

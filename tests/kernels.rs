@@ -4,7 +4,8 @@
 //!
 //! What every comparison also checks:
 //! - Shapes: every pair (H, L) of `common::SIZES` (1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33,
-//!   63, 64, 65, 127, 129, 255, 257) and the big layers 784×256 and 1024×1024.
+//!   63, 64, 65, 127, 129, 255, 257) and the big layers 784×256 and 1024×1024; with
+//!   `DELTAPROP_TEST_SMALL=1` (for valgrind) the pairs of `common::SMALL_SIZES` only.
 //! - Storage: W in a `Matrix` (aligned, padded rows) and in a strided view over a caller's
 //!   `Vec` that starts 1 or 3 elements past a 64-byte boundary. Everything around the view
 //!   (before it, the gaps between rows, after it) holds a guard value that must keep its bits.
@@ -312,7 +313,7 @@ fn kernels_give_the_same_bits_on_both_storages<T: Float>() {
 fn free_functions_run_the_active_level<T: Float>() {
     let ks = KernelSet::new(simd::active()).unwrap();
     assert_eq!(KernelSet::active(), ks);
-    for (h, l) in [
+    let all = [
         (1, 1),
         (3, 7),
         (16, 16),
@@ -320,7 +321,9 @@ fn free_functions_run_the_active_level<T: Float>() {
         (128, 10),
         (257, 129),
         (784, 256),
-    ] {
+    ];
+    let shapes = if common::small() { &all[..4] } else { &all[..] };
+    for &(h, l) in shapes {
         let case = Case::<T>::new("free", h, l);
         let ctx = format!(
             "{} free functions on {}, H×L = {h}×{l}",
@@ -891,6 +894,9 @@ fn special_inputs<T: Float>() -> Vec<T> {
 /// The lengths `activate` is tested at: every length up to 33 (all partial vectors of every
 /// level), around 64, and two long ones.
 fn activate_lengths() -> Vec<usize> {
+    if common::small() {
+        return (0..=17).chain([31, 32, 33, 65]).collect();
+    }
     (0..=33).chain([63, 64, 65, 1000, 4097]).collect()
 }
 
@@ -969,9 +975,13 @@ fn activate_matches_reference_at_every_length<T: Float>() {
     }
 }
 
-/// Every element-wise activation over `dense_activation_inputs`.
+/// Every element-wise activation over `dense_activation_inputs` (every 97th of them in a
+/// reduced run: an accuracy sweep, which valgrind would take an hour over).
 fn activate_matches_reference_on_a_dense_sweep<T: Float>() {
-    let n = dense_activation_inputs::<T>();
+    let mut n = dense_activation_inputs::<T>();
+    if common::small() {
+        n = n.into_iter().step_by(97).collect();
+    }
     for act in Activation::ELEMENTWISE {
         let (mut want_a, mut want_d) = (vec![T::POISON; n.len()], vec![T::POISON; n.len()]);
         reference::activate(act, &n, &mut want_a, &mut want_d).unwrap();

@@ -1,5 +1,5 @@
-//! Multi-core determinism: training gives the same bits on 1 and 2 rayon threads (and from
-//! run to run), on layers wide enough to be split into blocks.
+//! Multi-core determinism: training gives the same bits on 1, 2, 3 and 5 rayon threads (and
+//! from run to run), on layers wide enough to be split into blocks.
 #![cfg(feature = "rayon")]
 
 use deltaprop::{Activation, MatRef, Network, Scalar};
@@ -61,6 +61,16 @@ fn train(threads: usize) -> (Vec<u64>, Vec<u32>) {
         for _ in 0..3 {
             losses.push(net.train_batch(xb, tb, 0.01).unwrap().to_bits());
         }
+        // A shuffled epoch of minibatches (a short last batch), and a gradient applied by hand.
+        let opts = deltaprop::EpochOptions {
+            batch_size: 20,
+            shuffle: true,
+            seed: 9,
+        };
+        losses.push(net.train_epoch(xb, tb, 0.01, 0, &opts).unwrap().to_bits());
+        let mut g = net.gradients();
+        losses.push(net.gradient_batch(xb, tb, &mut g).unwrap().to_bits());
+        net.apply_gradients(&g, 0.01).unwrap();
         let mut y = [0.0f32; 10];
         net.predict_into(&x[..96], &mut y).unwrap();
         losses.extend(y.iter().map(|v| v.to_bits()));
@@ -75,4 +85,8 @@ fn one_and_two_threads_give_the_same_bits() {
     assert!(one.0 == two.0, "weights differ between 1 and 2 threads");
     assert_eq!(one.1, two.1, "losses or predictions differ");
     assert!(train(2) == two, "two runs on 2 threads differ");
+    // More threads than blocks of some splits, and an odd count.
+    for threads in [3, 5] {
+        assert!(train(threads) == one, "{threads} threads differ from one");
+    }
 }

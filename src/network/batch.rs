@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::matrix::{MatMut, MatRef, ROW_ALIGN};
 use crate::scalar::Scalar;
 
-use super::{Buf, Gradients, Layer, Network, buf, check_lr, loss, par};
+use super::{Buf, Gradients, Layer, Network, buf, check_lr, guard, loss, par};
 use crate::kernels;
 
 /// Row stride of a B × `cols` workspace: `cols` rounded up to whole 64-byte lines, as
@@ -99,6 +99,7 @@ impl<T: Scalar> Network<T> {
     /// # Ok::<(), deltaprop::Error>(())
     /// ```
     pub fn train_batch(&mut self, x: MatRef<'_, T>, t: MatRef<'_, T>, lr: T) -> Result<T, Error> {
+        let _ftz = self.ftz();
         check_lr(lr)?;
         self.check_batch(x, t)?;
         self.train_batch_unchecked(x, t, lr)
@@ -113,10 +114,47 @@ impl<T: Scalar> Network<T> {
     ) -> Result<T, Error> {
         if x.rows() == 1 {
             let psi = self.forward_delta(x.row(0), t.row(0))?;
-            self.backward_step(x.row(0), lr)?;
+            self.backward_step(x.row(0), lr, psi)?;
             return Ok(psi);
         }
         let psi = self.batch_forward_delta(x, t)?;
+        let rows = x.rows();
+        let plan = {
+            let ws = &self.batch.layers;
+            let view = |w: &LayerWs<T>, buf| LayerWs::view(buf, rows, w.l, w.stride);
+            let out = &ws[ws.len() - 1];
+            let d_out = guard::sum_abs_rows(view(out, &out.delta));
+            let layers = &self.layers;
+            self.guard
+                .plan_backward(layers, lr, rows, d_out, |k| match k {
+                    0 => guard::Below::Batch(x, None),
+                    _ => {
+                        let p = &ws[k - 1];
+                        guard::Below::Batch(view(p, &p.a), Some((view(p, &p.d), layers[k - 1].act)))
+                    }
+                })
+        };
+        match plan {
+            guard::Plan::Fast => {
+                self.batch_backward_unguarded(x, lr)?;
+                self.guard.taken();
+            }
+            guard::Plan::Checked => {
+                self.guard.save(&self.layers);
+                let step = self.batch_backward_unguarded(x, lr);
+                let finite = self.guard.restore_if_not_finite(&mut self.layers);
+                step?;
+                if !finite {
+                    return Err(Error::Diverged { loss: psi.to_f64() });
+                }
+            }
+        }
+        Ok(psi)
+    }
+
+    /// The batch's backward step and update from the workspaces of
+    /// [`batch_forward_delta`](Self::batch_forward_delta), without the guard.
+    fn batch_backward_unguarded(&mut self, x: MatRef<'_, T>, lr: T) -> Result<(), Error> {
         let rows = x.rows();
         let ws = &mut self.batch.layers;
         for k in (0..self.layers.len()).rev() {
@@ -135,7 +173,7 @@ impl<T: Scalar> Network<T> {
             };
             kernels::batch_update(layer.w.as_mut(), &mut layer.b, lr, a_prev, delta)?;
         }
-        Ok(psi)
+        Ok(())
     }
 
     /// The mean gradient of the loss over the B pairs of rows of `x` and `t`, written to
@@ -154,6 +192,7 @@ impl<T: Scalar> Network<T> {
         t: MatRef<'_, T>,
         grads: &mut Gradients<T>,
     ) -> Result<T, Error> {
+        let _ftz = self.ftz();
         self.check_batch(x, t)?;
         grads.check_network(self)?;
         if x.rows() == 1 {
@@ -194,6 +233,7 @@ impl<T: Scalar> Network<T> {
         t: &[T],
         grads: &mut Gradients<T>,
     ) -> Result<T, Error> {
+        let _ftz = self.ftz();
         self.check_x(x)?;
         self.check_t(t)?;
         grads.check_network(self)?;

@@ -4,7 +4,7 @@ use crate::error::{Error, check_len};
 use crate::matrix::{MatMut, MatRef};
 use crate::scalar::Scalar;
 
-use super::{Network, check_lr, layer::check_finite};
+use super::{Network, check_lr, guard, layer::check_finite};
 
 /// The gradient of the loss with respect to every weight and bias of a [`Network`], in one
 /// flat buffer the caller owns.
@@ -218,11 +218,43 @@ impl<T: Scalar> Network<T> {
     /// gradient from [`gradient_batch`](Self::gradient_batch)).
     ///
     /// Errors — with the network unchanged — if `grads` is shaped for another network, has a
-    /// NaN or infinite element, or `lr` is not finite and positive.
+    /// NaN or infinite element, or `lr` is not finite and positive, and with
+    /// [`Error::Diverged`] (its loss NaN: there is none) if the step would make a weight or
+    /// bias overflow.
     pub fn apply_gradients(&mut self, grads: &Gradients<T>, lr: T) -> Result<(), Error> {
+        let _ftz = self.ftz();
         check_lr(lr)?;
         grads.check_network(self)?;
-        grads.check_finite()?;
+        // One pass over the gradient: its finiteness, and per layer Σ |g| ≥ max |g| (not
+        // finite if an element is not, or if the sum overflows).
+        for (k, &(h, l, off)) in grads.shapes.iter().enumerate() {
+            let g_max = guard::sum_abs(&grads.data[off..off + h * l + l]);
+            if !g_max.is_finite() {
+                grads.check_finite()?;
+            }
+            self.guard.set_gradient_max(k, g_max);
+        }
+        match self.guard.plan_apply(&self.layers, lr) {
+            guard::Plan::Fast => {
+                self.apply_gradients_unguarded(grads, lr)?;
+                self.guard.taken();
+                Ok(())
+            }
+            guard::Plan::Checked => {
+                self.guard.save(&self.layers);
+                let step = self.apply_gradients_unguarded(grads, lr);
+                let finite = self.guard.restore_if_not_finite(&mut self.layers);
+                step?;
+                if finite {
+                    Ok(())
+                } else {
+                    Err(Error::Diverged { loss: f64::NAN })
+                }
+            }
+        }
+    }
+
+    fn apply_gradients_unguarded(&mut self, grads: &Gradients<T>, lr: T) -> Result<(), Error> {
         for (k, layer) in self.layers.iter_mut().enumerate() {
             super::batch::apply_gradient(layer, lr, grads.weights(k), grads.bias(k))?;
         }

@@ -15,6 +15,7 @@
 mod batch;
 mod builder;
 mod grad;
+mod guard;
 mod init;
 #[cfg(feature = "serde")]
 mod io;
@@ -109,6 +110,10 @@ pub struct Network<T: Scalar> {
     loss: Loss,
     ws: Vec<SampleWs<T>>,
     pub(crate) batch: batch::BatchWs<T>,
+    /// Keeps a step from leaving non-finite weights (see `guard.rs`).
+    guard: guard::StepGuard<T>,
+    /// Whether training calls flush subnormals to zero.
+    flush_subnormals: bool,
 }
 
 impl<T: Scalar> Network<T> {
@@ -138,11 +143,14 @@ impl<T: Scalar> Network<T> {
         }
         loss.check_output(last.act)?;
         let ws = layers.iter().map(|l| SampleWs::new(l.outputs())).collect();
+        let guard = guard::StepGuard::new(&layers);
         Ok(Network {
             layers,
             loss,
             ws,
             batch: batch::BatchWs::default(),
+            guard,
+            flush_subnormals: false,
         })
     }
 
@@ -160,6 +168,39 @@ impl<T: Scalar> Network<T> {
     /// The layers, giving up the network.
     pub fn into_layers(self) -> Vec<Layer<T>> {
         self.layers
+    }
+
+    /// Opt in (or out) of flushing subnormals to zero during training: while
+    /// [`train_sample`](Self::train_sample), [`train_batch`](Self::train_batch),
+    /// [`train_epoch`](Self::train_epoch) (and [`fit`](Self::fit)),
+    /// [`gradient_sample`](Self::gradient_sample), [`gradient_batch`](Self::gradient_batch)
+    /// and [`apply_gradients`](Self::apply_gradients) run, the calling thread's MXCSR has FTZ
+    /// and DAZ set, and its previous value is restored when the call returns, with `Ok` or
+    /// `Err` (or unwinds). Off by default.
+    ///
+    /// Subnormal numbers (below 2⁻¹²⁶ in f32) appear when weights, activations or δ decay
+    /// towards zero, and an x86 core may take a microcode assist for each operation on one;
+    /// flushing them to zero changes results only below that threshold. See
+    /// `benches/subnormal.rs` for what they cost on a given machine.
+    ///
+    /// Only on x86-64, and only on the calling thread: elsewhere this setting does nothing,
+    /// and the blocks of a big layer that run on rayon's worker threads keep those threads'
+    /// own settings. An `on_step` callback of [`train_epoch_with`](Self::train_epoch_with)
+    /// runs with the flags set. [`simd::flushing_subnormals`](crate::simd::flushing_subnormals)
+    /// tells whether they are set on the calling thread.
+    pub fn set_flush_subnormals(&mut self, on: bool) {
+        self.flush_subnormals = on;
+    }
+
+    /// Whether training calls flush subnormals to zero (see
+    /// [`set_flush_subnormals`](Self::set_flush_subnormals)).
+    pub fn flush_subnormals(&self) -> bool {
+        self.flush_subnormals
+    }
+
+    /// The guard a training call holds for its duration.
+    pub(crate) fn ftz(&self) -> crate::simd::FlushSubnormals {
+        crate::simd::FlushSubnormals::new(self.flush_subnormals)
     }
 
     /// The loss the network is trained on.
@@ -217,13 +258,15 @@ impl<T: Scalar> Network<T> {
     /// Errors — with the network unchanged — if `x` or `t` has the wrong length or a NaN or
     /// infinite element, if the loss is `CrossEntropy` and `t` is not a probability
     /// distribution (see [`Loss::CrossEntropy`]), if `lr` is not finite and positive, or if
-    /// the loss is not finite ([`Error::Diverged`]).
+    /// the loss is not finite or the step would make a weight or bias overflow
+    /// ([`Error::Diverged`]): after an `Ok`, every weight and bias is finite.
     pub fn train_sample(&mut self, x: &[T], t: &[T], lr: T) -> Result<T, Error> {
+        let _ftz = self.ftz();
         check_lr(lr)?;
         self.check_x(x)?;
         self.check_t(t)?;
         let psi = self.forward_delta(x, t)?;
-        self.backward_step(x, lr)?;
+        self.backward_step(x, lr, psi)?;
         Ok(psi)
     }
 
@@ -251,8 +294,42 @@ impl<T: Scalar> Network<T> {
         Ok(psi)
     }
 
+    /// The backward step of [`backward_step_unguarded`](Self::backward_step_unguarded), taken
+    /// only if no weight or bias can become non-finite: on the fast path if the guard's bound
+    /// holds, else with a copy of the weights to put back (then `Err(Diverged)` with `psi`,
+    /// the loss, and the network unchanged).
+    fn backward_step(&mut self, x: &[T], alpha: T, psi: T) -> Result<(), Error> {
+        let last = self.ws.len() - 1;
+        let d_out = guard::sum_abs(&self.ws[last].delta);
+        let (layers, ws) = (&self.layers, &self.ws);
+        let plan = self
+            .guard
+            .plan_backward(layers, alpha, 1, d_out, |k| match k {
+                0 => guard::Below::Sample(x, None),
+                _ => guard::Below::Sample(&ws[k - 1].a, Some((&ws[k - 1].d, layers[k - 1].act))),
+            });
+        match plan {
+            guard::Plan::Fast => {
+                self.backward_step_unguarded(x, alpha)?;
+                self.guard.taken();
+                Ok(())
+            }
+            guard::Plan::Checked => {
+                self.guard.save(&self.layers);
+                let step = self.backward_step_unguarded(x, alpha);
+                let finite = self.guard.restore_if_not_finite(&mut self.layers);
+                step?;
+                if finite {
+                    Ok(())
+                } else {
+                    Err(Error::Diverged { loss: psi.to_f64() })
+                }
+            }
+        }
+    }
+
     /// From the last layer backwards: δ̂ with the update of W fused, then b ← b − α δ.
-    fn backward_step(&mut self, x: &[T], alpha: T) -> Result<(), Error> {
+    fn backward_step_unguarded(&mut self, x: &[T], alpha: T) -> Result<(), Error> {
         for k in (0..self.layers.len()).rev() {
             let layer = &mut self.layers[k];
             let (below, rest) = self.ws.split_at_mut(k);

@@ -115,13 +115,14 @@ impl<T: Scalar> Network<T> {
         opts: &EpochOptions,
         mut on_step: impl FnMut(usize),
     ) -> Result<T, Error> {
+        let _ftz = self.ftz();
         self.check_epoch(x, t, lr, opts)?;
         let order = opts.order(epoch, x.rows());
         let mut sum = 0.0f64;
         if opts.batch_size == 1 {
             for (done, &i) in order.iter().enumerate() {
                 let psi = self.forward_delta(x.row(i), t.row(i))?;
-                self.backward_step(x.row(i), lr)?;
+                self.backward_step(x.row(i), lr, psi)?;
                 sum += psi.to_f64();
                 on_step(done + 1);
             }

@@ -9,12 +9,15 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+mod ftz;
 pub(crate) mod math;
 pub(crate) mod portable;
 mod vector;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 
+pub(crate) use ftz::FlushSubnormals;
+pub use ftz::flushing_subnormals;
 pub(crate) use vector::Vector;
 
 /// An instruction-set level the kernels are compiled for.

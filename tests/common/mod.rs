@@ -456,16 +456,33 @@ pub const SIZES: [usize; 19] = [
 /// Layer shapes of real networks: MNIST's input layer and a large square layer.
 pub const BIG_SHAPES: [(usize, usize); 2] = [(784, 256), (1024, 1024)];
 
-/// Every pair (H, L) of [`SIZES`].
-pub fn size_pairs() -> impl Iterator<Item = (usize, usize)> {
-    SIZES
-        .iter()
-        .flat_map(|&h| SIZES.iter().map(move |&l| (h, l)))
+/// The sizes of a reduced run ([`small`]): each side of the vector widths (2, 4, 8 and 16
+/// lanes) and of a two-vector unroll.
+pub const SMALL_SIZES: [usize; 9] = [1, 3, 4, 5, 8, 9, 16, 17, 33];
+
+/// Whether `DELTAPROP_TEST_SMALL` asks for a reduced run (set and not `0`): the shapes shrink
+/// to [`SMALL_SIZES`] and the big layers are left out, so that the tests finish under
+/// valgrind. Every code path the shapes reach (full vectors, tails, unrolled and leftover
+/// rows) is still taken on every level.
+pub fn small() -> bool {
+    std::env::var_os("DELTAPROP_TEST_SMALL").is_some_and(|v| v != "0")
 }
 
-/// Every pair of [`SIZES`], then [`BIG_SHAPES`].
+/// [`SIZES`], or [`SMALL_SIZES`] in a reduced run.
+pub fn sizes() -> &'static [usize] {
+    if small() { &SMALL_SIZES } else { &SIZES }
+}
+
+/// Every pair (H, L) of [`sizes`].
+pub fn size_pairs() -> impl Iterator<Item = (usize, usize)> {
+    let s = sizes();
+    s.iter().flat_map(move |&h| s.iter().map(move |&l| (h, l)))
+}
+
+/// Every pair of [`sizes`], then [`BIG_SHAPES`] (not in a reduced run).
 pub fn shapes() -> impl Iterator<Item = (usize, usize)> {
-    size_pairs().chain(BIG_SHAPES)
+    let big: &[(usize, usize)] = if small() { &[] } else { &BIG_SHAPES };
+    size_pairs().chain(big.iter().copied())
 }
 
 /// The kernels of every SIMD level this CPU has, worst first.
