@@ -54,14 +54,20 @@
 //!
 //! # Threads and determinism
 //! - Every kernel's summation order is a fixed function of the shape and the SIMD level, so
-//!   the same inputs give the same bits on every run. Levels may differ in the last bits (the
-//!   portable level of a default x86-64 build has no fused multiply-add).
+//!   the same inputs give the same bits on every run (`tests/determinism.rs` checks it across
+//!   processes, `tests/network_par.rs` on 1, 2, 3 and 5 threads). Across levels it does not
+//!   hold: the portable level of a default x86-64 build has no fused multiply-add, and AVX2
+//!   and AVX-512 sum in vectors of different widths, so each level rounds differently in the
+//!   last bits. Pin a level with `DELTAPROP_SIMD` (or run on a [`kernels::KernelSet`]) to
+//!   reproduce results on another machine. [`Network::set_flush_subnormals`] changes results
+//!   below the smallest normal number, so keep it the same too.
 //! - With the `rayon` feature (default), the minibatch GEMMs of at least
 //!   [`kernels::PAR_MIN_FLOPS`] and a [`Network`]'s per-sample steps on layers whose W takes
 //!   at least 2 MiB are split into fixed blocks on the current rayon pool; smaller work stays
 //!   on the calling thread. The blocks depend on the shape only and no element's value
 //!   depends on its block, so results are the same, bit for bit, on any number of threads and
 //!   without the feature. Run inside `rayon::ThreadPool::install` to choose the threads.
+//!   [`kernels::par`] offers the same split per-sample kernels for wide layers of your own.
 //! - The kernels themselves never spawn: call them from your own threads on disjoint views.
 //!   Every public type is `Send` and `Sync`, so a trained [`Network`] can be shared and
 //!   [`Network::predict`] called from several threads at once; training needs `&mut`.
@@ -108,17 +114,6 @@
 //! assert_eq!(storage, [0.0, 1.0, 2.0, 0.0, 4.0, 5.0, 6.0, 0.0]);
 //! # Ok::<(), deltaprop::Error>(())
 //! ```
-//!
-//! # Determinism
-//! The same seed gives the same network, bit for bit, on every run of the same SIMD level:
-//! the kernels' summation order depends only on the shapes, never on addresses, timing or
-//! the number of rayon threads (`tests/determinism.rs` checks it across processes and
-//! levels, `tests/network_par.rs` on 1, 2, 3 and 5 threads). Across levels it does not hold:
-//! the portable level of a default x86-64 build has no fused multiply-add, and AVX2 and
-//! AVX-512 sum in vectors of different widths, so each level rounds differently in the last
-//! bits. Pin a level with `DELTAPROP_SIMD` (or run on a [`kernels::KernelSet`]) to reproduce
-//! results on another machine. [`Network::set_flush_subnormals`] changes results below the
-//! smallest normal number, so keep it the same too.
 //!
 //! # One SGD step with the kernels
 //! ```
