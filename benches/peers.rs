@@ -1144,6 +1144,9 @@ fn naive_product<T: Blas>(op: &str, z: &Batch<T>) -> Vec<f64> {
 fn verify_gemm<T: Blas>(op: &str, name: &str, z0: &Batch<T>, step: BatchStep<T>) {
     let mut z = z0.clone();
     z.alpha = T::from_f64(0.5);
+    // The timed entries before this one have updated `w_upd` many times: start from W.
+    z.w_upd = z.w.clone();
+    z.b_upd = z.bias.clone();
     step(&mut z);
     let want = naive_product(op, &z);
     let dp = name.starts_with("deltaprop");

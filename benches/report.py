@@ -65,7 +65,8 @@ def load(root):
         group = b["group_id"]
         if group.split("/")[0] not in OURS:
             continue  # another bench's results (batch, training, ...)
-        param = b.get("value_str") or b.get("function_id")
+        fid, val = b.get("function_id"), b.get("value_str")
+        param = f"{fid}/{val}" if fid and val else (val or fid)
         out.setdefault(group, {})[param] = (rate, unit)
         times.append(est_path.stat().st_mtime)
     return out, times
