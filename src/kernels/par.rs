@@ -79,6 +79,98 @@ fn mid(n: usize, block: usize) -> usize {
     n.div_ceil(block) / 2 * block
 }
 
+/// A kernel's arguments that are cut together: the view of W and the vectors indexed like
+/// its rows (or, for `affine`, like its columns).
+trait Split: Sized + Send {
+    /// Rows (or columns) in the view.
+    fn len(&self) -> usize;
+    /// The first `m` and the rest, `0 < m < len`.
+    fn split(self, m: usize) -> (Self, Self);
+}
+
+impl<T: Scalar> Split for MatMut<'_, T> {
+    fn len(&self) -> usize {
+        self.rows()
+    }
+    fn split(self, m: usize) -> (Self, Self) {
+        self.split_at_row_mut(m)
+    }
+}
+
+impl<T: Scalar> Split for MatRef<'_, T> {
+    fn len(&self) -> usize {
+        self.rows()
+    }
+    fn split(self, m: usize) -> (Self, Self) {
+        self.split_at_row(m)
+    }
+}
+
+/// A view cut by columns.
+struct Cols<'a, T: Scalar>(MatRef<'a, T>);
+
+impl<T: Scalar> Split for Cols<'_, T> {
+    fn len(&self) -> usize {
+        self.0.cols()
+    }
+    fn split(self, m: usize) -> (Self, Self) {
+        let (a, b) = self.0.split_at_col(m);
+        (Cols(a), Cols(b))
+    }
+}
+
+impl<T: Scalar> Split for &[T] {
+    fn len(&self) -> usize {
+        <[T]>::len(self)
+    }
+    fn split(self, m: usize) -> (Self, Self) {
+        self.split_at(m)
+    }
+}
+
+impl<T: Scalar> Split for &mut [T] {
+    fn len(&self) -> usize {
+        <[T]>::len(self)
+    }
+    fn split(self, m: usize) -> (Self, Self) {
+        self.split_at_mut(m)
+    }
+}
+
+macro_rules! split_tuple {
+    ($($x:ident $v:ident $i:tt),+) => {
+        impl<$($x: Split),+> Split for ($($x,)+) {
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+            fn split(self, m: usize) -> (Self, Self) {
+                $(let $v = self.$i.split(m);)+
+                (($($v.0,)+), ($($v.1,)+))
+            }
+        }
+    };
+}
+split_tuple!(A a 0, B b 1);
+split_tuple!(A a 0, B b 1, C c 2);
+split_tuple!(A a 0, B b 1, C c 2, D d 3);
+
+/// Runs `leaf` on each fixed block of `block` rows (or columns) of `x`: halves recursively,
+/// through `rayon::join`, so nothing is allocated. The first error is returned, after every
+/// block has run (the callers check the shapes first, so no block can fail).
+fn blocks<S: Split>(
+    x: S,
+    block: usize,
+    leaf: &(impl Fn(S) -> Result<(), Error> + Sync),
+) -> Result<(), Error> {
+    let n = x.len();
+    if n <= block {
+        return leaf(x);
+    }
+    let (x0, x1) = x.split(mid(n, block));
+    let (r0, r1) = join(|| blocks(x0, block, leaf), || blocks(x1, block, leaf));
+    r0.and(r1)
+}
+
 /// n = Wᵀâ + b, by blocks of [`COL_BLOCK`] columns on wide layers: [`super::affine`].
 ///
 /// # Errors
@@ -93,27 +185,9 @@ pub fn affine<T: Scalar>(
         return kernels::affine(w, a_prev, b, n);
     }
     kernels::check_affine(&w, a_prev, b, n)?;
-    affine_cols(w, a_prev, b, n)
-}
-
-fn affine_cols<T: Scalar>(
-    w: MatRef<'_, T>,
-    a_prev: &[T],
-    b: &[T],
-    n: &mut [T],
-) -> Result<(), Error> {
-    let l = w.cols();
-    if l <= COL_BLOCK {
-        return kernels::affine(w, a_prev, b, n);
-    }
-    let m = mid(l, COL_BLOCK);
-    let (w0, w1) = w.split_at_col(m);
-    let ((b0, b1), (n0, n1)) = (b.split_at(m), n.split_at_mut(m));
-    let (r0, r1) = join(
-        || affine_cols(w0, a_prev, b0, n0),
-        || affine_cols(w1, a_prev, b1, n1),
-    );
-    r0.and(r1)
+    blocks((Cols(w), b, n), COL_BLOCK, &|(Cols(w), b, n)| {
+        kernels::affine(w, a_prev, b, n)
+    })
 }
 
 /// W ← W − α â δᵀ, by blocks of [`ROW_BLOCK`] rows on wide layers: [`super::rank1_update`].
@@ -131,27 +205,9 @@ pub fn rank1_update<T: Scalar>(
         return kernels::rank1_update(w, alpha, a_prev, delta);
     }
     kernels::check_rank1(h, l, alpha, a_prev, delta)?;
-    rank1_rows(w, alpha, a_prev, delta)
-}
-
-fn rank1_rows<T: Scalar>(
-    w: MatMut<'_, T>,
-    alpha: T,
-    a_prev: &[T],
-    delta: &[T],
-) -> Result<(), Error> {
-    let h = w.rows();
-    if h <= ROW_BLOCK {
-        return kernels::rank1_update(w, alpha, a_prev, delta);
-    }
-    let m = mid(h, ROW_BLOCK);
-    let (w0, w1) = w.split_at_row_mut(m);
-    let (a0, a1) = a_prev.split_at(m);
-    let (r0, r1) = join(
-        || rank1_rows(w0, alpha, a0, delta),
-        || rank1_rows(w1, alpha, a1, delta),
-    );
-    r0.and(r1)
+    blocks((w, a_prev), ROW_BLOCK, &|(w, a)| {
+        kernels::rank1_update(w, alpha, a, delta)
+    })
 }
 
 /// δ̂ = Â W δ, by blocks of [`ROW_BLOCK`] rows on wide layers: [`super::backward`].
@@ -169,27 +225,9 @@ pub fn backward<T: Scalar>(
         return kernels::backward(w, delta, d_prev, delta_prev);
     }
     kernels::check_backward(h, l, delta, d_prev, delta_prev)?;
-    backward_rows(w, delta, d_prev, delta_prev)
-}
-
-fn backward_rows<T: Scalar>(
-    w: MatRef<'_, T>,
-    delta: &[T],
-    d_prev: &[T],
-    delta_prev: &mut [T],
-) -> Result<(), Error> {
-    let h = w.rows();
-    if h <= ROW_BLOCK {
-        return kernels::backward(w, delta, d_prev, delta_prev);
-    }
-    let m = mid(h, ROW_BLOCK);
-    let (w0, w1) = w.split_at_row(m);
-    let ((d0, d1), (p0, p1)) = (d_prev.split_at(m), delta_prev.split_at_mut(m));
-    let (r0, r1) = join(
-        || backward_rows(w0, delta, d0, p0),
-        || backward_rows(w1, delta, d1, p1),
-    );
-    r0.and(r1)
+    blocks((w, d_prev, delta_prev), ROW_BLOCK, &|(w, d, p)| {
+        kernels::backward(w, delta, d, p)
+    })
 }
 
 /// δ̂ = Â W δ and W ← W − α â δᵀ in one pass, by blocks of [`ROW_BLOCK`] rows on wide layers:
@@ -211,30 +249,14 @@ pub fn backward_update<T: Scalar>(
     }
     kernels::check_rank1(h, l, alpha, a_prev, delta)?;
     kernels::check_backward(h, l, delta, d_prev, delta_prev)?;
-    backward_update_rows(w, alpha, a_prev, delta, d_prev, delta_prev)
-}
-
-fn backward_update_rows<T: Scalar>(
-    w: MatMut<'_, T>,
-    alpha: T,
-    a_prev: &[T],
-    delta: &[T],
-    d_prev: &[T],
-    delta_prev: &mut [T],
-) -> Result<(), Error> {
-    let h = w.rows();
-    if h <= ROW_BLOCK {
-        return kernels::backward_update(w, alpha, a_prev, delta, d_prev, delta_prev);
-    }
-    let m = mid(h, ROW_BLOCK);
-    let (w0, w1) = w.split_at_row_mut(m);
-    let (a0, a1) = a_prev.split_at(m);
-    let ((d0, d1), (p0, p1)) = (d_prev.split_at(m), delta_prev.split_at_mut(m));
-    let (r0, r1) = join(
-        || backward_update_rows(w0, alpha, a0, delta, d0, p0),
-        || backward_update_rows(w1, alpha, a1, delta, d1, p1),
-    );
-    r0.and(r1)
+    blocks((w, a_prev, d_prev, delta_prev), ROW_BLOCK, &|(
+        w,
+        a,
+        d,
+        p,
+    )| {
+        kernels::backward_update(w, alpha, a, delta, d, p)
+    })
 }
 
 #[cfg(test)]
