@@ -658,16 +658,22 @@ def peer_label(r):
     return f"{lab}, {r.get('threads', 1)}t"
 
 
-def training_tables(res, peer_recs):
-    out = []
-    have_dp = any(g.startswith("train_") for g in res)
-    if not have_dp and not peer_recs:
-        return "(no training results: run benches/training.rs and benches/peers/run.sh)"
+def peer_columns(peer_recs):
+    """The peers' column labels, and {(criterion group, label): samples/s} (the best record)."""
     labels = sorted({peer_label(r) for r in peer_recs})
     by = {}
     for r in peer_recs:
         key = (r["group"], peer_label(r))
         by[key] = max(by.get(key, 0), r["samples_per_s"])
+    return labels, by
+
+
+def training_tables(res, peer_recs):
+    out = []
+    have_dp = any(g.startswith("train_") for g in res)
+    if not have_dp and not peer_recs:
+        return "(no training results: run benches/training.rs and benches/peers/run.sh)"
+    labels, by = peer_columns(peer_recs)
     out.append(
         "Samples per second (f32, sigmoid hidden layers, lr 0.01; the networks and data of "
         "benches/training.rs). deltaprop on one thread (criterion's median); each peer's "
@@ -844,11 +850,7 @@ def plots(res, roof, peer_recs, folder):
         made.append(("minibatch products: GFLOP/s against B (784×256 solid, 1024×1024 dotted)", "gemm.svg"))
 
     # training samples/s per network and mode
-    labels = sorted({peer_label(r) for r in peer_recs})
-    by = {}
-    for r in peer_recs:
-        key = (r["group"], peer_label(r))
-        by[key] = max(by.get(key, 0), r["samples_per_s"])
+    labels, by = peer_columns(peer_recs)
     if any(g.startswith("train_") for g in res) or by:
         fig, axes = plt.subplots(1, len(NETS), figsize=(15, 4.5), sharey=True)
         for ax, net in zip(axes, NETS):
