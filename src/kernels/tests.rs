@@ -711,8 +711,8 @@ accuracy_tests!(f64, exp_subnormal_example: -740.0);
 
 /// Every f32 bit pattern (2³², NaNs and infinities included) through exp, log1p (on its
 /// domain [0, 1]) and tanh, and through the Sigmoid, Tanh, Softplus and Gelu kernels, on
-/// the best level, against the bounds of the dense sweeps. Single-threaded: 10.5 minutes of
-/// CPU time on a 3.6 GHz Zen 4 (`--release`).
+/// the best level, against the bounds of the dense sweeps. Single-threaded: about ten minutes
+/// of CPU time (`--release`).
 #[test]
 #[ignore = "sweeps all 2³² f32 values (minutes); run with --ignored"]
 #[cfg(target_pointer_width = "64")]
