@@ -799,13 +799,11 @@ def plots(res, roof, peer_recs, folder):
                 ax.plot(x, ys, marker=mk, color=c, lw=lw, label=name)
             if roof:
                 kind = "rmw" if KERNEL_RMW[k] else "read"
-                rx, ry = [], []
-                for b in x:
-                    lvl = w_level(roof, t, *map(int, xs[x.index(b)][1].split("x")))
-                    v = roof["bw"].get((lvl, kind, 1))
-                    rx.append(b)
+                ry = []
+                for _, s in xs:
+                    v = roof["bw"].get((w_level(roof, t, *map(int, s.split("x"))), kind, 1))
                     ry.append(v[0] if v else None)
-                ax.step(rx, ry, where="mid", color="k", ls="--", lw=1, label=f"roofline ({kind}, 1 core)")
+                ax.step(x, ry, where="mid", color="k", ls="--", lw=1, label=f"roofline ({kind}, 1 core)")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xticks(x)

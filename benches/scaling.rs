@@ -11,12 +11,15 @@
 //! cargo bench --bench scaling
 //! ```
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use common::{Layer, Rng, read_bytes, read_write_bytes};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use deltaprop::kernels::par;
-use deltaprop::{Activation, Loss, MatRef, Matrix, Network, Scalar};
+use deltaprop::{Activation, Loss, MatRef, Network, Scalar};
 use rayon::ThreadPool;
 
 const THREADS: [usize; 2] = [1, 2];
@@ -34,18 +37,6 @@ fn pools() -> Vec<(usize, ThreadPool)> {
         .collect()
 }
 
-fn values<T: Scalar>(n: usize, seed: u64, lo: f64, hi: f64) -> Vec<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            T::from_f64(lo + (hi - lo) * ((s >> 11) as f64 / (1u64 << 53) as f64))
-        })
-        .collect()
-}
-
 /// Times `f` (one call per iteration) inside `pool`.
 fn timed(pool: &ThreadPool, iters: u64, mut f: impl FnMut() + Send) -> Duration {
     pool.install(|| {
@@ -57,50 +48,48 @@ fn timed(pool: &ThreadPool, iters: u64, mut f: impl FnMut() + Send) -> Duration 
     })
 }
 
+type Step<T> = fn(&mut Layer<T>) -> Result<(), deltaprop::Error>;
+
 fn kernels<T: Scalar>(c: &mut Criterion) {
     let (h, l) = (4096, 4096);
     let pools = pools();
-    let mut w = Matrix::from_row_major(h, l, &values::<T>(h * l, 1, -0.01, 0.01)).unwrap();
-    let a_prev = values::<T>(h, 2, 0.0, 1.0);
-    let b = values::<T>(l, 3, -0.1, 0.1);
-    let delta = values::<T>(l, 4, -0.5, 0.5);
-    let d_prev = values::<T>(h, 5, 0.0, 0.25);
-    let alpha = T::from_f64(1e-7);
-    let (mut n, mut delta_prev) = (vec![T::ZERO; l], vec![T::ZERO; h]);
-    let bytes = (h * l * std::mem::size_of::<T>()) as u64;
-    for kernel in ["affine", "backward", "rank1_update", "backward_update"] {
+    let mut x = Layer::<T>::new(h, l, 1);
+    let steps: [(&str, Throughput, Step<T>); 4] = [
+        ("affine", read_bytes::<T>(h, l), |x| {
+            par::affine(x.w.as_ref(), black_box(&x.a_prev), &x.b, &mut x.n)
+        }),
+        ("backward", read_bytes::<T>(h, l), |x| {
+            par::backward(
+                x.w.as_ref(),
+                black_box(&x.delta),
+                &x.d_prev,
+                &mut x.delta_prev,
+            )
+        }),
+        ("rank1_update", read_write_bytes::<T>(h, l), |x| {
+            par::rank1_update(x.w.as_mut(), x.alpha, black_box(&x.a_prev), &x.delta)
+        }),
+        ("backward_update", read_write_bytes::<T>(h, l), |x| {
+            par::backward_update(
+                x.w.as_mut(),
+                x.alpha,
+                &x.a_prev,
+                black_box(&x.delta),
+                &x.d_prev,
+                &mut x.delta_prev,
+            )
+        }),
+    ];
+    for (kernel, throughput, step) in steps {
         let mut g = c.benchmark_group(format!("scaling/{kernel}/{}/{h}x{l}", T::NAME));
-        let rw = kernel.contains("update");
-        g.throughput(Throughput::Bytes(if rw { 2 * bytes } else { bytes }))
+        g.throughput(throughput)
             .sampling_mode(SamplingMode::Flat)
             .sample_size(10)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(3));
         for (threads, pool) in &pools {
             g.bench_function(format!("threads={threads}"), |bch| {
-                bch.iter_custom(|iters| {
-                    timed(pool, iters, || {
-                        match kernel {
-                            "affine" => par::affine(w.as_ref(), black_box(&a_prev), &b, &mut n),
-                            "backward" => par::backward(
-                                w.as_ref(),
-                                black_box(&delta),
-                                &d_prev,
-                                &mut delta_prev,
-                            ),
-                            "rank1_update" => par::rank1_update(w.as_mut(), alpha, &a_prev, &delta),
-                            _ => par::backward_update(
-                                w.as_mut(),
-                                alpha,
-                                &a_prev,
-                                black_box(&delta),
-                                &d_prev,
-                                &mut delta_prev,
-                            ),
-                        }
-                        .expect("valid shapes")
-                    })
-                })
+                bch.iter_custom(|iters| timed(pool, iters, || step(&mut x).expect("valid shapes")))
             });
         }
         g.finish();
@@ -122,7 +111,7 @@ fn training(c: &mut Criterion) {
     let pools = pools();
     let name = "1024-1024-1024-10";
     let rows = 256;
-    let x = values::<f32>(rows * 1024, 6, 0.0, 1.0);
+    let x: Vec<f32> = Rng::new(6).vec(rows * 1024, 0.0, 1.0);
     let t: Vec<f32> = (0..rows * 10)
         .map(|i| {
             if i % 10 == (i / 10 * 7) % 10 {
