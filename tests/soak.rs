@@ -7,11 +7,12 @@
 //! ```
 //!
 //! `DELTAPROP_SOAK_SCALE=0.01` runs a hundredth of the steps (a quick look). Memory is
-//! watched two ways: the bytes live on the heap (a counting allocator) and the resident set
-//! (`/proc/self/statm`, Linux); both are printed at the start and the end of each phase.
+//! watched two ways: the bytes the training thread has live on the heap (a counting allocator,
+//! per thread) and the resident set (`/proc/self/statm`, Linux); both are printed at the start
+//! and the end of each phase.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 use std::time::Instant;
 
 use deltaprop::{Activation, EpochOptions, Loss, MatRef, Network, Scalar};
@@ -19,29 +20,43 @@ use deltaprop::{Activation, EpochOptions, Loss, MatRef, Network, Scalar};
 /// The system allocator, counting the bytes live.
 struct Counting;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Bytes this thread allocated minus bytes it freed. Per thread, so that what the test
+    /// harness's own thread allocates meanwhile (its channel's lazily built waker, say) can
+    /// never show up as a leak of the thread that trains.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn add_live(bytes: isize) {
+    // `try_with`: a thread being torn down has no counter left, and its frees do not matter.
+    let _ = LIVE.try_with(|l| l.set(l.get().wrapping_add(bytes)));
+}
+
+/// This thread's live bytes.
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
 
 // SAFETY: every call forwards to `System` with the caller's arguments unchanged; the counter
 // is only arithmetic on the sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        add_live(layout.size() as isize);
         // SAFETY: forwarded unchanged.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        add_live(layout.size() as isize);
         // SAFETY: forwarded unchanged.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        add_live(new_size as isize - layout.size() as isize);
         // SAFETY: forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        add_live(-(layout.size() as isize));
         // SAFETY: forwarded unchanged.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -124,13 +139,13 @@ const WARM_UP: u64 = 100;
 /// Memory at a point of a phase.
 #[derive(Debug, Clone, Copy)]
 struct Mem {
-    live: usize,
+    live: isize,
     rss_kib: u64,
 }
 
 fn mem() -> Mem {
     Mem {
-        live: LIVE.load(Ordering::Relaxed),
+        live: live(),
         rss_kib: rss_kib(),
     }
 }
@@ -148,7 +163,7 @@ fn phase<T: Scalar>(
 ) {
     let mut rng = Rng(0x5eed ^ total);
     let start = Instant::now();
-    let (mut warm, mut peak) = (None, 0usize);
+    let (mut warm, mut peak) = (None, 0isize);
     let mut done = 0u64;
     let mut setups = 0u64;
     while done < total {
@@ -158,7 +173,7 @@ fn phase<T: Scalar>(
         let mut settled = None;
         for i in 0..n {
             if i == WARM_UP {
-                settled = Some(LIVE.load(Ordering::Relaxed));
+                settled = Some(live());
             }
             let psi = step(&mut net, &x, &t, i);
             assert!(
@@ -174,7 +189,7 @@ fn phase<T: Scalar>(
             done + n
         );
         if let Some(settled) = settled {
-            let now = LIVE.load(Ordering::Relaxed);
+            let now = live();
             assert_eq!(
                 now, settled,
                 "{name}: the heap moved during training ({settled} → {now} B)"
