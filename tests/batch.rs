@@ -339,11 +339,18 @@ fn cases() -> Vec<(usize, usize, usize, Storage, Activation)> {
         }
     }
     // Past one k-block of every level (KC = 256): the gradient's second block accumulates
-    // onto G (B = 300); backward's partial sums go through its output, transposed or not
-    // (L = 784, 1000 with small B; L = 520 with B = 256).
-    let past_k_block = [(300, 33, 17), (7, 65, 784), (2, 9, 1000), (256, 64, 520)];
+    // onto G (B = 300; with L = 264, on the path that packs Âᵀ, which wide layers take);
+    // backward's partial sums go through its output, transposed or not (L = 784, 1000 with
+    // small B; L = 520 with B = 256).
+    let past_k_block = [
+        (300, 33, 17),
+        (300, 37, 264),
+        (7, 65, 784),
+        (2, 9, 1000),
+        (256, 64, 520),
+    ];
     let past_k_block = if small() {
-        &past_k_block[..3]
+        &past_k_block[..4]
     } else {
         &past_k_block[..]
     };

@@ -14,10 +14,13 @@
 //!
 //! # How
 //! The GEMM is this crate's own (see `batch_body.rs`): one packed B panel of at most 16–32
-//! KiB on the stack, A read in place, a register tile of MR × NR outputs per level, and the
-//! epilogue (bias + σ + σ', ⊙ D̂, or the β/s accumulate) applied to each tile right after its
-//! last FMA. Transposes (Âᵀ, Wᵀ, Δᵀ) are strides, never copies. It allocates nothing: its
-//! only scratch is about 40 KiB of stack per call (or per rayon task). `matrixmultiply`,
+//! KiB on the stack, a register tile of MR × NR outputs per level, and the epilogue (bias +
+//! σ + σ', ⊙ D̂, or the β/s accumulate) applied to each tile right after its last FMA. A is
+//! read in place, except the gradient's Âᵀ on wide layers, whose row blocks are packed into
+//! a 96 KiB stack buffer so that the broadcasts read consecutive addresses. Transposes (Âᵀ,
+//! Wᵀ, Δᵀ) are strides or these packing copies, never matrix-sized copies. It allocates
+//! nothing: its only scratch is at most about 130 KiB of stack per call (or per rayon task),
+//! so call the batch kernels from threads with the default 2 MiB stack or more. `matrixmultiply`,
 //! which allocates its packing buffers on every call, is the speed reference in
 //! `benches/batch.rs`. A batch of one never goes through the GEMM: it runs the
 //! per-sample kernels ([`affine`](super::affine) + [`activate`](super::activate),

@@ -17,10 +17,13 @@
 //!             MR broadcasts of A[i, k], MR · NV FMAs; then the tile's epilogue
 //! ```
 //!
-//! A is never packed (broadcasts read it in place: a row-major A costs MR row streams, a
-//! transposed one MR adjacent scalars), so no buffer scales with the problem and nothing is
-//! allocated: the only scratch is the packed panel (at most [`PACK_BYTES`]) and one
-//! tile, both on the stack.
+//! A row-major A is not packed: the broadcasts read it in place, MR row streams. A transposed
+//! A (the gradient's Âᵀ) is packed when enough panels share it ([`gemm_packed`]): a block of
+//! rows per k-block, MR adjacent values per k, so that the broadcasts read consecutive
+//! addresses; that path runs row block, k-block, panel, tile. No buffer scales with the
+//! problem and nothing is allocated: the only scratch is the packed panel (at most
+//! [`PACK_BYTES`]), the packed A block (at most [`APACK_BYTES`]) and one tile, all on the
+//! stack (about 130 KiB at most).
 //!
 //! # Summation order
 //! Every C element is the sequential chain of one FMA per k in increasing k, started from the
@@ -46,6 +49,13 @@ pub(crate) const PACK_BYTES: usize = 32 * 1024;
 /// The packed panel's storage: [`PACK_BYTES`], aligned for any vector load.
 #[repr(C, align(64))]
 struct PackBuf(MaybeUninit<[u8; PACK_BYTES]>);
+
+/// Bytes of the packed block of A on the stack (see `gemm_tiled`).
+const APACK_BYTES: usize = 96 * 1024;
+
+/// The packed A block's storage: [`APACK_BYTES`], aligned for any vector load.
+#[repr(C, align(64))]
+struct APackBuf(MaybeUninit<[u8; APACK_BYTES]>);
 
 /// Largest MR · NR of any level (the tile scratch on the stack).
 const MAX_TILE: usize = 12 * 32;
@@ -392,6 +402,11 @@ pub(crate) unsafe fn gemm_tiled<
     let buf = pack.0.as_mut_ptr().cast::<T>();
     // One k-block even when k = 0, so that every tile still gets its epilogue.
     let blocks = g.k.div_ceil(KC).max(1);
+    if pack_a_pays(g, nr, cols.len()) {
+        // SAFETY: forwarded.
+        unsafe { gemm_packed::<T, V, MR, NV, KC>(g, rows, cols, blocks, buf) };
+        return;
+    }
     // Rows in blocks of ROW_BLOCK_TILES tiles, each block across all the columns: its slice
     // of A (at most 96 × KC elements) stays in L2 while every panel passes it, instead of
     // all of A being re-read once per panel. That matters for the gradient's Âᵀ, whose
@@ -415,7 +430,7 @@ pub(crate) unsafe fn gemm_tiled<
                     let mr_eff = MR.min(r1 - i0);
                     // SAFETY: the tile lies inside the block; the packed panel holds kc rows.
                     unsafe {
-                        tile::<T, V, MR, NV>(
+                        tile::<T, V, MR, NV, false>(
                             g,
                             i0,
                             mr_eff,
@@ -423,6 +438,7 @@ pub(crate) unsafe fn gemm_tiled<
                             nr_eff,
                             k0,
                             kc,
+                            std::ptr::null(),
                             buf,
                             p == 0,
                             p + 1 == blocks,
@@ -437,6 +453,138 @@ pub(crate) unsafe fn gemm_tiled<
     }
 }
 
+/// Whether [`gemm_packed`] beats reading A in place for this block: when A is transposed
+/// (`rs == 1`, the gradient's Âᵀ) and at least 8 panels share each packed block. In place,
+/// such an A costs a new cache line per k for every tile, `cs` apart: no prefetcher follows
+/// that stride, and at a multiple of 4 KiB every line of a tile falls in one L1 set. Packed,
+/// it is a copy of MR adjacent values per k. (Packing a row-major A is a transposition; that
+/// was measured slower than its MR in-place row streams, so it is never done.)
+#[inline(always)]
+fn pack_a_pays<T: Scalar>(g: &Gemm<T>, nr: usize, cols: usize) -> bool {
+    g.a.rs == 1 && cols.div_ceil(nr) >= 8
+}
+
+/// [`gemm_tiled`] with A packed: rows in blocks whose A slice (one k-block of it) is packed
+/// into a stack buffer tile by tile, MR scalars per k, so that the micro-kernel's broadcasts
+/// read consecutive addresses. Loop order: row block, k-block (pack A), panel (pack B), tile.
+/// Each C element is still one FMA chain in increasing k with the same k-blocks, so the
+/// bits equal the unpacked path's.
+///
+/// # Safety
+/// As [`gemm_tiled`]; `buf` holds [`PACK_BYTES`].
+#[inline(always)]
+unsafe fn gemm_packed<
+    T: Scalar,
+    V: Tiling<T>,
+    const MR: usize,
+    const NV: usize,
+    const KC: usize,
+>(
+    g: &Gemm<T>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    blocks: usize,
+    buf: *mut T,
+) {
+    let nr = NV * V::LANES;
+    let tile_elems = MR * KC;
+    let block_tiles = (APACK_BYTES / (tile_elems * size_of::<T>())).clamp(1, ROW_BLOCK_TILES);
+    assert!(block_tiles * tile_elems * size_of::<T>() <= APACK_BYTES);
+    let mut apack = APackBuf(MaybeUninit::uninit());
+    let abuf = apack.0.as_mut_ptr().cast::<T>();
+    let row_block = block_tiles * MR;
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let r1 = rows.end.min(r0.saturating_add(row_block));
+        for p in 0..blocks {
+            let k0 = p * KC;
+            let kc = KC.min(g.k - k0);
+            // SAFETY: rows r0 .. r1 (clamped to m − 1 past the end) and k0 .. k0 + kc lie
+            // inside A; the buffer holds block_tiles · MR · KC ≥ the tiles' MR · kc each.
+            unsafe { pack_a::<T, MR>(g, r0, r1, k0, kc, abuf) };
+            let mut j0 = cols.start;
+            while j0 < cols.end {
+                let nr_eff = nr.min(cols.end - j0);
+                // SAFETY: as in `gemm_tiled`.
+                unsafe { pack_b::<T, V, NV>(g.b, k0, kc, j0, nr_eff, buf) };
+                let mut i0 = r0;
+                let mut ap = abuf.cast_const();
+                while i0 < r1 {
+                    let mr_eff = MR.min(r1 - i0);
+                    // SAFETY: the tile lies inside the block; `ap` holds its kc · MR packed
+                    // values of A, `buf` the panel's kc rows.
+                    unsafe {
+                        tile::<T, V, MR, NV, true>(
+                            g,
+                            i0,
+                            mr_eff,
+                            j0,
+                            nr_eff,
+                            k0,
+                            kc,
+                            ap,
+                            buf,
+                            p == 0,
+                            p + 1 == blocks,
+                        )
+                    };
+                    i0 += MR;
+                    ap = ap.wrapping_add(MR * kc);
+                }
+                j0 += nr;
+            }
+        }
+        r0 = r1;
+    }
+}
+
+/// Packs A[r0 .. r1, k0 .. k0 + kc] tile by tile: tile t (rows r0 + t·MR ..) as kc groups
+/// of MR values, row i of the tile at offset i of each group; rows past r1 repeat row
+/// min(i, m − 1) (their results are never stored), as the unpacked path reads them.
+///
+/// # Safety
+/// The rows (clamped) and columns lie inside A; `buf` holds ⌈(r1 − r0)/MR⌉ · MR · kc values.
+#[inline(always)]
+unsafe fn pack_a<T: Scalar, const MR: usize>(
+    g: &Gemm<T>,
+    r0: usize,
+    r1: usize,
+    k0: usize,
+    kc: usize,
+    buf: *mut T,
+) {
+    let a = g.a;
+    // SAFETY: every read is A[min(i, m − 1), k] with k < k0 + kc ≤ k; every write is below
+    // the tiles' MR · kc values each.
+    unsafe {
+        let mut dst = buf;
+        let mut i0 = r0;
+        while i0 < r1 {
+            let mut ra = [0usize; MR];
+            for (i, r) in ra.iter_mut().enumerate() {
+                *r = (i0 + i).min(g.m - 1) * a.rs + k0 * a.cs;
+            }
+            if a.rs == 1 && i0 + MR <= g.m {
+                // MR adjacent scalars per k.
+                let mut src = a.ptr.add(ra[0]);
+                for _ in 0..kc {
+                    std::ptr::copy_nonoverlapping(src, dst, MR);
+                    src = src.add(a.cs);
+                    dst = dst.add(MR);
+                }
+            } else {
+                for k in 0..kc {
+                    for (i, &r) in ra.iter().enumerate() {
+                        *dst.add(i) = *a.ptr.add(r + k * a.cs);
+                    }
+                    dst = dst.add(MR);
+                }
+            }
+            i0 += MR;
+        }
+    }
+}
+
 /// One MR × NR tile of C over one k-block: accumulate, then the epilogue (or the partial
 /// sum, on a block that is not the last).
 ///
@@ -447,7 +595,7 @@ pub(crate) unsafe fn gemm_tiled<
 /// As [`gemm_tiled`]; `bp` holds the packed panel of this block (kc rows of NV vectors).
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
+unsafe fn tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize, const PACKED: bool>(
     g: &Gemm<T>,
     i0: usize,
     mr_eff: usize,
@@ -455,6 +603,7 @@ unsafe fn tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
     nr_eff: usize,
     k0: usize,
     kc: usize,
+    ap: *const T,
     bp: *const T,
     first: bool,
     last: bool,
@@ -501,12 +650,16 @@ unsafe fn tile<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
         }
 
         // The micro-kernel.
-        let a = g.a;
-        let mut ra = [0usize; MR];
-        for (i, r) in ra.iter_mut().enumerate() {
-            *r = (i0 + i).min(g.m - 1) * a.rs;
-        }
-        let acc = microkernel::<T, V, MR, NV>(init, kc, a.ptr.add(k0 * a.cs), a.cs, &ra, bp);
+        let acc = if PACKED {
+            microkernel_packed::<T, V, MR, NV>(init, kc, ap, bp)
+        } else {
+            let a = g.a;
+            let mut ra = [0usize; MR];
+            for (i, r) in ra.iter_mut().enumerate() {
+                *r = (i0 + i).min(g.m - 1) * a.rs;
+            }
+            microkernel::<T, V, MR, NV>(init, kc, a.ptr.add(k0 * a.cs), a.cs, &ra, bp)
+        };
 
         // The epilogue, from a copy of the tile on the stack: the loops below run to mr_eff
         // and are too big to unroll, so they would keep the accumulators in memory anyway;
@@ -656,6 +809,37 @@ unsafe fn microkernel<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>
                 }
             }
             pa = pa.add(a_cs);
+            pb = pb.add(NV * V::LANES);
+        }
+    }
+    acc
+}
+
+/// [`microkernel`] on a packed A: the MR values of each k are consecutive at `pa`.
+///
+/// # Safety
+/// `pa` holds kc · MR values, `pb` kc rows of NV vectors; the CPU supports `V`'s level.
+#[inline(always)]
+unsafe fn microkernel_packed<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
+    mut acc: [[V; NV]; MR],
+    kc: usize,
+    mut pa: *const T,
+    mut pb: *const T,
+) -> [[V; NV]; MR] {
+    // SAFETY: see the function's contract.
+    unsafe {
+        for _ in 0..kc {
+            let mut bv = [splat::<T, V>(0.0); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = V::load(pb.add(v * V::LANES));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = V::splat(*pa.add(i));
+                for (x, b) in row.iter_mut().zip(&bv) {
+                    *x = av.mul_add(*b, *x);
+                }
+            }
+            pa = pa.add(MR);
             pb = pb.add(NV * V::LANES);
         }
     }
