@@ -16,8 +16,10 @@ use crate::scalar::Scalar;
 use crate::simd::Vector;
 use crate::simd::math::{exp, log1p_unit, sigmoid_pair, splat, tanh_pair};
 
-/// Rows per pass of the wide affine loop: n is loaded and stored once per this many rows.
-const AFFINE_ROWS: usize = 4;
+/// Rows per pass of the wide affine loop: n is loaded and stored once per this many rows
+/// (then passes of half as many, then single rows). Eight row streams measured 3–10 % faster
+/// than four from L2 and L3 at the same bits.
+const AFFINE_ROWS: usize = 8;
 
 /// Accumulators of a row dot product: vector j of a row goes into accumulator j mod 4.
 const DOT_ACCS: usize = 4;
@@ -126,7 +128,6 @@ pub(crate) unsafe fn affine<T: Scalar, V: Vector<T>>(
             return;
         }
 
-        let zero = splat::<T, V>(0.0);
         let full = l - l % V::LANES;
         let rest = l - full;
         let mut c = 0;
@@ -137,32 +138,10 @@ pub(crate) unsafe fn affine<T: Scalar, V: Vector<T>>(
         if rest > 0 {
             V::load_partial(b.add(c), rest).store_partial(n.add(c), rest);
         }
-        let mut r = 0;
-        while r + AFFINE_ROWS <= h {
-            let mut ar = [zero; AFFINE_ROWS];
-            let mut rows = [w; AFFINE_ROWS];
-            for k in 0..AFFINE_ROWS {
-                ar[k] = V::splat(*a_prev.add(r + k));
-                rows[k] = w.add((r + k) * rs);
-            }
-            let mut c = 0;
-            while c < full {
-                let mut acc = V::load(n.add(c));
-                for k in 0..AFFINE_ROWS {
-                    acc = ar[k].mul_add(V::load(rows[k].add(c)), acc);
-                }
-                acc.store(n.add(c));
-                c += V::LANES;
-            }
-            if rest > 0 {
-                let mut acc = V::load_partial(n.add(c), rest);
-                for k in 0..AFFINE_ROWS {
-                    acc = ar[k].mul_add(V::load_partial(rows[k].add(c), rest), acc);
-                }
-                acc.store_partial(n.add(c), rest);
-            }
-            r += AFFINE_ROWS;
-        }
+        // 8 rows per pass over n, then 4, then one at a time: each n_c stays one sequential
+        // chain over r, whatever the pass width.
+        let r = affine_rows::<T, V, AFFINE_ROWS>(w, h, rs, a_prev, n, full, rest, 0);
+        let mut r = affine_rows::<T, V, { AFFINE_ROWS / 2 }>(w, h, rs, a_prev, n, full, rest, r);
         while r < h {
             let ar = V::splat(*a_prev.add(r));
             let row = w.add(r * rs);
@@ -179,6 +158,56 @@ pub(crate) unsafe fn affine<T: Scalar, V: Vector<T>>(
             }
             r += 1;
         }
+    }
+}
+
+/// From row `r` on, passes of R rows over n (`full` columns in whole vectors, then `rest`)
+/// while R rows remain: n_c ← n_c + W_rc â_r + … + W_(r+R−1)c â_(r+R−1), one FMA at a time.
+/// Returns the first row not done.
+///
+/// # Safety
+/// The module's pointer contract, as in [`affine`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn affine_rows<T: Scalar, V: Vector<T>, const R: usize>(
+    w: *const T,
+    h: usize,
+    rs: usize,
+    a_prev: *const T,
+    n: *mut T,
+    full: usize,
+    rest: usize,
+    mut r: usize,
+) -> usize {
+    // SAFETY: rows r .. r + R < h and columns < full + rest = l, inside the views.
+    unsafe {
+        let zero = splat::<T, V>(0.0);
+        while r + R <= h {
+            let mut ar = [zero; R];
+            let mut rows = [w; R];
+            for k in 0..R {
+                ar[k] = V::splat(*a_prev.add(r + k));
+                rows[k] = w.add((r + k) * rs);
+            }
+            let mut c = 0;
+            while c < full {
+                let mut acc = V::load(n.add(c));
+                for k in 0..R {
+                    acc = ar[k].mul_add(V::load(rows[k].add(c)), acc);
+                }
+                acc.store(n.add(c));
+                c += V::LANES;
+            }
+            if rest > 0 {
+                let mut acc = V::load_partial(n.add(c), rest);
+                for k in 0..R {
+                    acc = ar[k].mul_add(V::load_partial(rows[k].add(c), rest), acc);
+                }
+                acc.store_partial(n.add(c), rest);
+            }
+            r += R;
+        }
+        r
     }
 }
 
