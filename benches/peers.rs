@@ -44,7 +44,7 @@ use std::hint::black_box;
 
 use aligned_vec::{AVec, ConstAlign};
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group};
 use deltaprop::kernels::KernelSet;
 use deltaprop::simd::{self, Level};
 use deltaprop::{MatMut, MatRef, ROW_ALIGN, Scalar, reference};
@@ -1324,9 +1324,309 @@ fn setup(_: &mut Criterion) {
     eprintln!("peers bench: deltaprop levels {levels:?}, faer Par::Seq");
 }
 
+// --- paired mode: each peer interleaved with deltaprop, round by round
+
+/// Rounds of the paired mode, and the time each contender runs per round.
+const PAIRED_ROUNDS: usize = 25;
+const PAIRED_SLICE_S: f64 = 0.004;
+
+/// One contender of a paired comparison: its name and one call.
+type Contender<'a, X> = (String, Box<dyn Fn(&mut X) + 'a>);
+
+/// Runs the contenders in turn, `PAIRED_ROUNDS` rounds of about `PAIRED_SLICE_S` each (at
+/// least one call), the starting contender rotating from round to round; returns each
+/// contender's seconds per call in every round. A neighbour's load on a shared machine then
+/// falls on every contender of a round alike, and the per-round ratios cancel it.
+fn paired_rounds<X>(x: &mut X, contenders: &[Contender<'_, X>]) -> Vec<Vec<f64>> {
+    let calls: Vec<usize> = contenders
+        .iter()
+        .map(|(_, f)| {
+            f(x); // warm-up
+            let t = std::time::Instant::now();
+            f(x);
+            let once = t.elapsed().as_secs_f64().max(1e-9);
+            ((PAIRED_SLICE_S / once) as usize).max(1)
+        })
+        .collect();
+    let n = contenders.len();
+    let mut secs = vec![Vec::with_capacity(PAIRED_ROUNDS); n];
+    for round in 0..PAIRED_ROUNDS {
+        for j in 0..n {
+            let i = (round + j) % n;
+            let (_, f) = &contenders[i];
+            let t = std::time::Instant::now();
+            for _ in 0..calls[i] {
+                f(x);
+            }
+            secs[i].push(t.elapsed().as_secs_f64() / calls[i] as f64);
+        }
+    }
+    secs
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    }
+}
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The JSON record of one paired group: contender 0 is deltaprop; every other contender's
+/// `speedup` is the median over rounds of (its time ÷ deltaprop's time in the same round),
+/// with the quartiles.
+fn paired_record<X>(
+    group: &str,
+    work: (&str, f64),
+    x: &mut X,
+    contenders: &[Contender<'_, X>],
+) -> serde_json::Value {
+    let secs = paired_rounds(x, contenders);
+    let dp = &secs[0];
+    let entries: Vec<serde_json::Value> = contenders
+        .iter()
+        .zip(&secs)
+        .map(|((name, _), s)| {
+            let mut ratios: Vec<f64> = s.iter().zip(dp).map(|(t, d)| t / d).collect();
+            let mut times = s.clone();
+            serde_json::json!({
+                "name": name,
+                "median_s": median(&mut times),
+                "best_s": times.iter().copied().fold(f64::INFINITY, f64::min),
+                "speedup": median(&mut ratios),
+                "speedup_q1": quantile(&mut ratios, 0.25),
+                "speedup_q3": quantile(&mut ratios, 0.75),
+            })
+        })
+        .collect();
+    let line: Vec<String> = entries
+        .iter()
+        .skip(1)
+        .map(|e| {
+            let name = e["name"].as_str().unwrap_or("?");
+            format!("{name} {:.2}x", e["speedup"].as_f64().unwrap_or(f64::NAN))
+        })
+        .collect();
+    eprintln!("{group}: deltaprop vs {}", line.join(", "));
+    serde_json::json!({
+        "group": group,
+        work.0: work.1,
+        "rounds": PAIRED_ROUNDS,
+        "slice_s": PAIRED_SLICE_S,
+        "entries": entries,
+    })
+}
+
+/// The per-sample groups of `bench_peers`, paired: deltaprop at its default level against
+/// each peer (verified first, as there).
+fn paired_peers<T: Blas>(filter: &str, out: &mut Vec<serde_json::Value>) {
+    let dp = KernelSet::active();
+    let openblas = format!("openblas-{}", openblas_core().to_lowercase());
+    for (h, l) in SHAPES {
+        let mut x = Layer::<T>::new(h, l);
+        let kernels: [Op<'_, T>; 4] = [
+            (
+                "affine",
+                read_bytes::<T>(h, l),
+                dp_affine::<T>,
+                [
+                    ("openblas", openblas_affine::<T>),
+                    ("faer", faer_affine::<T>),
+                    ("ndarray", ndarray_affine::<T>),
+                    ("matrixmultiply", mm_affine::<T>),
+                    ("plain", plain_affine_step::<T>),
+                ],
+            ),
+            (
+                "backward",
+                read_bytes::<T>(h, l),
+                dp_backward::<T>,
+                [
+                    ("openblas", openblas_backward::<T>),
+                    ("faer", faer_backward::<T>),
+                    ("ndarray", ndarray_backward::<T>),
+                    ("matrixmultiply", mm_backward::<T>),
+                    ("plain", plain_backward_step::<T>),
+                ],
+            ),
+            (
+                "rank1_update",
+                read_write_bytes::<T>(h, l),
+                dp_rank1::<T>,
+                [
+                    ("openblas", openblas_rank1::<T>),
+                    ("faer", faer_rank1::<T>),
+                    ("ndarray", ndarray_rank1::<T>),
+                    ("matrixmultiply", mm_rank1::<T>),
+                    ("plain", plain_rank1_step::<T>),
+                ],
+            ),
+            (
+                "backward_update",
+                read_write_bytes::<T>(h, l),
+                dp_backward_update::<T>,
+                [
+                    ("openblas-pair", |x| {
+                        openblas_backward(x);
+                        openblas_rank1(x);
+                    }),
+                    ("faer-pair", |x| {
+                        faer_backward(x);
+                        faer_rank1(x);
+                    }),
+                    ("ndarray-pair", |x| {
+                        ndarray_backward(x);
+                        ndarray_rank1(x);
+                    }),
+                    ("matrixmultiply-pair", |x| {
+                        mm_backward(x);
+                        mm_rank1(x);
+                    }),
+                    ("plain-pair", |x| {
+                        plain_backward_step(x);
+                        plain_rank1_step(x);
+                    }),
+                ],
+            ),
+        ];
+        for (kernel, throughput, dp_step, peers) in kernels {
+            let group = format!("peers/{kernel}/{}/{h}x{l}", T::NAME);
+            if !group.contains(filter) {
+                continue;
+            }
+            let mut contenders: Vec<Contender<'_, Layer<T>>> = vec![(
+                format!("deltaprop-{}", dp.level()),
+                Box::new(move |x: &mut Layer<T>| dp_step(dp, x)),
+            )];
+            for (name, step) in peers {
+                contenders.push((name.replacen("openblas", &openblas, 1), Box::new(step)));
+            }
+            for (name, step) in &contenders {
+                verify_step(kernel, name, &x, step.as_ref());
+            }
+            let criterion::Throughput::Bytes(bytes) = throughput else {
+                unreachable!("the per-sample groups count bytes")
+            };
+            let bytes = bytes as f64;
+            out.push(paired_record(&group, ("bytes", bytes), &mut x, &contenders));
+        }
+    }
+}
+
+/// The minibatch groups of `bench_gemm`, paired, one record per (product, shape, B).
+fn paired_gemm<T: Blas>(filter: &str, out: &mut Vec<serde_json::Value>) {
+    let best = KernelSet::active();
+    let openblas = format!("openblas-{}", openblas_core().to_lowercase());
+    let ops: [(&str, [BatchStep<T>; 5]); 3] = [
+        (
+            "gemm_forward",
+            [
+                dp_forward,
+                blas_forward,
+                faer_forward,
+                nd_forward,
+                mm_forward,
+            ],
+        ),
+        (
+            "gemm_backward",
+            [
+                dp_backward_b,
+                blas_backward_b,
+                faer_backward_b,
+                nd_backward_b,
+                mm_backward_b,
+            ],
+        ),
+        (
+            "gemm_update",
+            [
+                dp_update_b,
+                blas_update_b,
+                faer_update_b,
+                nd_update_b,
+                mm_update_b,
+            ],
+        ),
+    ];
+    let names = [
+        format!("deltaprop-{}", best.level()),
+        openblas,
+        "faer".into(),
+        "ndarray".into(),
+        "matrixmultiply".into(),
+    ];
+    for (h, l) in GEMM_SHAPES {
+        for (op, steps) in &ops {
+            for bsz in BATCHES.into_iter().filter(|&b| b > 1) {
+                let group = format!("peers/{op}/{}/{h}x{l}/B={bsz}", T::NAME);
+                if !group.contains(filter) {
+                    continue;
+                }
+                let mut z = Batch::<T>::new(h, l, bsz, best);
+                let contenders: Vec<Contender<'_, Batch<T>>> = names
+                    .iter()
+                    .zip(steps)
+                    .map(|(n, &s)| (n.clone(), Box::new(s) as Box<dyn Fn(&mut Batch<T>)>))
+                    .collect();
+                for (name, step) in names.iter().zip(steps) {
+                    verify_gemm(op, name, &z, *step);
+                }
+                let flops = (2 * bsz * h * l) as f64;
+                out.push(paired_record(&group, ("flops", flops), &mut z, &contenders));
+            }
+        }
+    }
+}
+
+/// `--paired [FILTER]`: every per-sample and minibatch group, deltaprop interleaved with each
+/// peer round by round, written to `target/paired/peers-<openblas core>.json`.
+fn paired_main(filter: &str) {
+    setup(&mut Criterion::default());
+    let mut out = Vec::new();
+    paired_peers::<f32>(filter, &mut out);
+    paired_peers::<f64>(filter, &mut out);
+    paired_gemm::<f32>(filter, &mut out);
+    paired_gemm::<f64>(filter, &mut out);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/paired");
+    std::fs::create_dir_all(&dir).expect("target/paired");
+    let path = dir.join(format!("peers-{}.json", openblas_core().to_lowercase()));
+    let doc = serde_json::json!({
+        "openblas_core": openblas_core(),
+        "deltaprop_level": KernelSet::active().level().to_string(),
+        "unix_time": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        "groups": out,
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("JSON")).expect("write");
+    eprintln!("peers bench: wrote {}", path.display());
+}
+
 criterion_group! {
     name = benches;
     config = common::criterion();
     targets = setup, bench_peers::<f32>, bench_peers::<f64>, bench_gemm::<f32>, bench_gemm::<f64>
 }
-criterion_main!(benches);
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--paired") {
+        let filter = args
+            .get(i + 1)
+            .filter(|f| !f.starts_with("--"))
+            .map_or("", String::as_str);
+        paired_main(filter);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
