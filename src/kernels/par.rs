@@ -3,16 +3,16 @@
 //! without it. Same signatures, same checks and the
 //! same results as the kernels of [`crate::kernels`]; the network layer calls these.
 //!
-//! Whether and how a layer is split depends on its shape alone (never on the number of
-//! threads): rows of W are independent in `backward`, `backward_update` and `rank1_update`,
-//! columns in `affine`, and each kernel's summation order depends only on the shape of the
-//! view it is given. So the result is the same bit for bit on any number of threads, with or
-//! without the `rayon` feature, and equal to the single-call kernel's wherever that kernel's
-//! order does not depend on the width of the view (it does not in `rank1_update`, nor in
-//! `backward` and `backward_update`, whose rows are independent; `affine` by column blocks
-//! is also the same bits, each column's sum running down the rows in one order). Below the
-//! thresholds a layer is one kernel call: splitting a 64 × 32 (or even a 784 × 256) layer
-//! would only add the cost of waking a thread.
+//! How a layer is split depends on its shape alone (never on the number of threads): rows
+//! of W are independent in `backward`, `backward_update` and `rank1_update`, columns in
+//! `affine`, and each kernel's summation order depends only on the shape of the view it is
+//! given. Each of these kernels gives the same bits on a block as on the whole layer (rows
+//! are independent, and each column's sum in `affine` runs down the rows in one order
+//! whatever the width of the view), so the result is the same bit for bit on any number of
+//! threads, with or without the `rayon` feature, and equal to the single-call kernel's. On a
+//! pool of one thread a layer is therefore one kernel call. Below the thresholds it is one
+//! call too: splitting a 64 × 32 (or even a 784 × 256) layer would only add the cost of
+//! waking a thread.
 //!
 //! ```
 //! use deltaprop::kernels::par;
@@ -58,6 +58,22 @@ fn split_rows<T>(h: usize, l: usize) -> bool {
 
 fn split_cols<T>(h: usize, l: usize) -> bool {
     big::<T>(h, l) && l >= 2 * COL_BLOCK
+}
+
+/// Whether the blocks would run on more than one thread: on a pool of one (or without the
+/// `rayon` feature) a layer is one kernel call, which gives the same bits (see the module
+/// docs). That matters for `affine`: its column blocks read W in 1 KiB pieces of each row,
+/// which streamed measurably slower from L3 than whole rows (1024 × 1024 f32 on one
+/// thread: 1.2× the time of one call).
+fn parallel() -> bool {
+    #[cfg(feature = "rayon")]
+    {
+        rayon::current_num_threads() > 1
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        false
+    }
 }
 
 /// Both closures, on rayon's pool when there is one.
@@ -181,7 +197,7 @@ pub fn affine<T: Scalar>(
     b: &[T],
     n: &mut [T],
 ) -> Result<(), Error> {
-    if !split_cols::<T>(w.rows(), w.cols()) {
+    if !split_cols::<T>(w.rows(), w.cols()) || !parallel() {
         return kernels::affine(w, a_prev, b, n);
     }
     kernels::check_affine(&w, a_prev, b, n)?;
@@ -201,7 +217,7 @@ pub fn rank1_update<T: Scalar>(
     delta: &[T],
 ) -> Result<(), Error> {
     let (h, l) = (w.rows(), w.cols());
-    if !split_rows::<T>(h, l) {
+    if !split_rows::<T>(h, l) || !parallel() {
         return kernels::rank1_update(w, alpha, a_prev, delta);
     }
     kernels::check_rank1(h, l, alpha, a_prev, delta)?;
@@ -221,7 +237,7 @@ pub fn backward<T: Scalar>(
     delta_prev: &mut [T],
 ) -> Result<(), Error> {
     let (h, l) = (w.rows(), w.cols());
-    if !split_rows::<T>(h, l) {
+    if !split_rows::<T>(h, l) || !parallel() {
         return kernels::backward(w, delta, d_prev, delta_prev);
     }
     kernels::check_backward(h, l, delta, d_prev, delta_prev)?;
@@ -244,7 +260,7 @@ pub fn backward_update<T: Scalar>(
     delta_prev: &mut [T],
 ) -> Result<(), Error> {
     let (h, l) = (w.rows(), w.cols());
-    if !split_rows::<T>(h, l) {
+    if !split_rows::<T>(h, l) || !parallel() {
         return kernels::backward_update(w, alpha, a_prev, delta, d_prev, delta_prev);
     }
     kernels::check_rank1(h, l, alpha, a_prev, delta)?;
