@@ -8,6 +8,9 @@ Reads
 - target/roofline.json, as written by `cargo run --release --example roofline`;
 - benches/peers/results/*.json, as written by benches/peers/run.sh (PyTorch, numpy,
   scikit-learn, FANN);
+- target/paired/peers-*.json (`cargo bench --features bench-peers --bench peers -- --paired`)
+  and benches/peers/results/paired.json (benches/peers/paired.py): deltaprop interleaved with
+  each peer, round by round, the figures the speed targets are judged on;
 - Cargo.lock and the system's package database, for the versions of the Rust and C peers;
 
 and prints markdown: the machine and its limits; per kernel, size and SIMD level in GB/s of W
@@ -880,10 +883,191 @@ def plots(res, roof, peer_recs, folder):
     return "\n\n".join(f"{cap}\n\n![{cap}]({rel}/{name})" for cap, name in made)
 
 
+# ---------------------------------------------------------------------------------------------
+# Paired measurements: benches/peers.rs --paired, benches/peers/paired.py
+
+# Issue 3's training targets: (network, mode, required ratio to the best one-thread peer).
+TRAIN_TARGETS = [
+    ("64-32-10", "per-sample", 5.0),
+    ("64-32-10-softmax-ce", "per-sample", 5.0),
+    ("784-256-128-10", "per-sample", 2.5),
+    ("1024-1024-1024-10", "per-sample", 1.8),
+    ("784-256-128-10", "B32", 1.3),
+    ("784-256-128-10", "B256", 1.15),
+    ("1024-1024-1024-10", "B256", 1.1),
+]
 
 
+def load_paired_kernels(folder):
+    """{group: {peer: (speedup, q1, q3, entry name)}} from target/paired/peers-*.json, with
+    OpenBLAS's entries under `openblas` (`openblas-pair`) at the core type that did best
+    against deltaprop; and the newest run's time."""
+    out, when = {}, None
+    for f in sorted(folder.glob("peers-*.json")):
+        try:
+            doc = json.loads(f.read_text())
+        except json.JSONDecodeError:
+            continue
+        when = max(when or 0, doc.get("unix_time", 0))
+        for g in doc.get("groups", []):
+            entries = out.setdefault(g["group"], {})
+            for e in g["entries"][1:]:
+                name = e["name"]
+                key = name
+                if name.startswith("openblas"):
+                    key = "openblas-pair" if name.endswith("-pair") else "openblas"
+                cur = (e["speedup"], e["speedup_q1"], e["speedup_q3"], name)
+                if key not in entries or cur[0] < entries[key][0]:
+                    entries[key] = cur
+    return out, when
 
-def render(res, times, roof, peer_recs, vers, plot_md):
+
+def load_paired_training(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def fmt_sp(t):
+    """A paired speedup with its quartiles."""
+    if t is None:
+        return "–"
+    return f"{t[0]:.2f}× ({t[1]:.2f}–{t[2]:.2f})"
+
+
+def mode_label(batch):
+    return "per sample" if batch == 1 else f"B = {batch}"
+
+
+def paired_section(pk, when, pt):
+    if not pk and not pt:
+        return (
+            "(no paired runs: `cargo bench --features bench-peers --bench peers -- --paired` "
+            "and `python benches/peers/paired.py`)"
+        )
+    out = [
+        "On this shared machine a neighbour's load comes and goes within seconds, so figures "
+        "taken a minute apart (criterion's groups run one after the other) can differ by a "
+        "third for the same code. The paired runs interleave deltaprop with each peer: every "
+        "round runs each contender in turn for a few milliseconds (kernels; 25 rounds) or a "
+        "fraction of a second (training; 7 rounds), and the ratio within each round cancels "
+        "most of the load both saw. Each figure is deltaprop's speed over the peer's: the "
+        "median ratio over the rounds, with its quartiles in parentheses. OpenBLAS counts at "
+        "the core type that did best (Debian's build picks `Prescott` on this CPU by itself; "
+        "the run with `OPENBLAS_CORETYPE=SkylakeX` gives its AVX-512 kernels). The speed "
+        "targets are judged on these."
+    ]
+    if pt:
+        out.append(f"#### Training, one thread each ({pt.get('date', '?')})")
+        peers = sorted({k for r in pt["records"] for k in r["deltaprop_speedup"]})
+        rows = []
+        for r in pt["records"]:
+            sp = r["deltaprop_speedup"]
+            best = min(sp.items(), key=lambda kv: kv[1]["median"])
+            rows.append(
+                [r["network"], mode_label(r["batch"]), fmt(r["samples_per_s"]["deltaprop"], 0)]
+                + [fmt_sp(tuple(sp[p][k] for k in ("median", "q1", "q3"))) if p in sp else "–"
+                   for p in peers]
+                + [f"{best[1]['median']:.2f}× ({best[0]})"]
+            )
+        out.append(
+            f"`{pt.get('command', '')}`: samples per second (median over the rounds) and "
+            "deltaprop's speed over each peer's. FANN has no softmax: on the softmax + "
+            "cross-entropy networks it trains the same sizes with a sigmoid output and squared "
+            "error. scikit-learn is left out: slower than numpy in every row of the table above.\n\n"
+            + table(["network", "mode", "deltaprop samples/s"] + [f"÷ {p}" for p in peers]
+                    + ["÷ fastest peer"], rows)
+        )
+        trows = []
+        by = {(r["network"], r["batch"]): r for r in pt["records"]}
+        for net, mode, need in TRAIN_TARGETS:
+            batch = 1 if mode == "per-sample" else int(mode[1:])
+            r = by.get((net, batch))
+            if not r:
+                continue
+            best = min(r["deltaprop_speedup"].items(), key=lambda kv: kv[1]["median"])
+            got = best[1]["median"]
+            trows.append([net, mode_label(batch), f"≥ {need:.2f}×", f"{got:.2f}× (vs {best[0]})",
+                          "met" if got >= need else "**not met**"])
+        if trows:
+            out.append("Training targets (the ratio to the fastest one-thread peer of the row):\n\n"
+                       + table(["network", "mode", "required", "paired", "met?"], trows))
+    if pk:
+        stamp = ""
+        if when:
+            t = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+            stamp = f" ({t:%Y-%m-%d %H:%M} UTC)"
+        out.append(f"#### Kernel targets, one thread{stamp}\n\n" + paired_kernel_targets(pk))
+        rows = []
+        for g in sorted((g for g in pk if "/gemm_" in g), key=gemm_key):
+            _, op, t, shape, b = g.split("/")
+            e = pk[g]
+            rows.append([op, t, shape.replace("x", "×"), b[2:]]
+                        + [fmt_sp(e.get(p)) for p in ("openblas", "faer", "ndarray",
+                                                       "matrixmultiply")])
+        if rows:
+            out.append(
+                "#### Minibatch products against each library's bare GEMM, one thread\n\n"
+                "deltaprop's batch kernel with its epilogue against each peer's bare GEMM "
+                "(`gemm_forward`: N = ÂW + 1bᵀ, σ and σ' written; `gemm_backward`: Δ̂ = (ΔWᵀ) "
+                "⊙ D̂; `gemm_update`: W −= (α/B)ÂᵀΔ and the bias).\n\n"
+                + table(["product", "type", "H×L", "B", "÷ openblas", "÷ faer", "÷ ndarray",
+                         "÷ matrixmultiply"], rows)
+            )
+    return "\n\n".join(out)
+
+
+def gemm_key(g):
+    _, op, t, shape, b = g.split("/")
+    h, l = shape.split("x")
+    return (["gemm_forward", "gemm_backward", "gemm_update"].index(op), t, int(h) * int(l),
+            int(b[2:]))
+
+
+def paired_kernel_targets(pk):
+    rows, summary = [], []
+
+    def gather(label, kernel, need_of, versus):
+        met = []
+        for t in TYPES:
+            for sh in SHAPES:
+                e = pk.get(f"peers/{kernel}/{t}/{sh}")
+                if not e:
+                    continue
+                cands = [e[p] for p in versus if p in e]
+                if not cands:
+                    continue
+                sp = min(cands, key=lambda c: c[0])
+                need = need_of(sh)
+                ok = sp[0] >= need
+                met.append(ok)
+                rows.append([label, t, sh.replace("x", "×"), f"≥ {need:.1f}×",
+                             f"{fmt_sp(sp)} vs {sp[3]}", "met" if ok else "**not met**"])
+        if met:
+            summary.append(f"- {label}: met at {sum(met)} of {len(met)} (type, size) pairs")
+
+    small = {"128x10", "64x64"}
+    gather("affine ≥ OpenBLAS, faer (1.5× at 128×10)", "affine",
+           lambda sh: 1.5 if sh == "128x10" else 1.0, ["openblas", "faer"])
+    gather("backward ≥ OpenBLAS, faer (1.5× at 128×10)", "backward",
+           lambda sh: 1.5 if sh == "128x10" else 1.0, ["openblas", "faer"])
+    gather("rank1_update ≥ 1.2× fastest of OpenBLAS, faer, plain", "rank1_update",
+           lambda sh: 1.2, ["openblas", "faer", "plain"])
+    gather("backward_update ≥ 1.6× fastest pair (1.2× below 256²)", "backward_update",
+           lambda sh: 1.2 if sh in small else 1.6,
+           ["openblas-pair", "faer-pair", "ndarray-pair", "matrixmultiply-pair", "plain-pair"])
+    if not rows:
+        return "(no paired kernel groups)"
+    return (
+        "deltaprop at its default level against the peers each target names; the weakest "
+        "ratio among them is shown.\n\n" + "\n".join(summary) + "\n\n"
+        + table(["target", "type", "size", "required", "paired", "met?"], rows)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+def render(res, times, roof, peer_recs, vers, plot_md, paired=""):
     stamp = ""
     if times:
         lo = datetime.datetime.fromtimestamp(min(times), datetime.timezone.utc)
@@ -896,6 +1080,7 @@ def render(res, times, roof, peer_recs, vers, plot_md):
         "_Generated by `python3 benches/report.py --write BENCHMARKS.md` from target/criterion, "
         "target/roofline.json and benches/peers/results; do not edit by hand._\n\n" + stamp.rstrip(),
         "### The machine and its limits\n\n" + machine_section(roof, vers),
+        "### Paired measurements: deltaprop interleaved with each peer\n\n" + paired,
         "### Plots\n\n" + plot_md,
         "### Per kernel: deltaprop against the best peer and the roofline\n\n"
         + roofline_tables(res, roof),
@@ -906,7 +1091,7 @@ def render(res, times, roof, peer_recs, vers, plot_md):
         "### Kernels by SIMD level\n\n" + kernel_tables(res),
         "### deltaprop vs each peer, per kernel\n\n" + peer_tables(res),
         "### activate\n\n" + activate_table(res),
-        "### Speed targets\n\n" + targets(res),
+        "### Speed targets from the criterion medians\n\n" + targets(res),
     ]
     return "\n\n".join(parts) + "\n"
 
@@ -916,6 +1101,7 @@ def main():
     ap.add_argument("--criterion", default="target/criterion", help="criterion's output folder")
     ap.add_argument("--roofline", default="target/roofline.json", help="the roofline probe's JSON")
     ap.add_argument("--peers", default="benches/peers/results", help="the end-to-end peers' JSON")
+    ap.add_argument("--paired", default="target/paired", help="benches/peers.rs --paired's JSON")
     ap.add_argument("--write", metavar="FILE", help="replace the generated part of FILE, draw plots/")
     args = ap.parse_args()
     res, times = load(pathlib.Path(args.criterion))
@@ -927,7 +1113,9 @@ def main():
         plot_md = plots(res, roof, peer_recs, path.parent / "plots")
     else:
         plot_md = "(plots are drawn with --write)"
-    text = render(res, times, roof, peer_recs, vers, plot_md)
+    pk, when = load_paired_kernels(pathlib.Path(args.paired))
+    pt = load_paired_training(pathlib.Path(args.peers) / "paired.json")
+    text = render(res, times, roof, peer_recs, vers, plot_md, paired_section(pk, when, pt))
     if not args.write:
         sys.stdout.write(text)
         return

@@ -16,11 +16,14 @@
 //! cargo bench --bench training -- 'train_sample/'
 //! DELTAPROP_BENCH_THREADS=2 cargo bench --bench training -- 1024
 //! ```
+//!
+//! With `--serve` the bench is instead a server for `benches/peers/paired.py`, which times it
+//! interleaved with the peers round by round (see `serve`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use deltaprop::{Activation, Loss, MatRef, Network};
 
 /// A named network: layer sizes, output activation and loss.
@@ -96,15 +99,20 @@ fn data(rows: usize, h: usize, l: usize) -> (Vec<f32>, Vec<f32>) {
 const PER_SAMPLE: usize = 64;
 const LR: f32 = 0.01;
 
-fn training(c: &mut Criterion) {
+/// The pool the bench times in: `DELTAPROP_BENCH_THREADS` threads (default 1).
+fn bench_pool() -> rayon::ThreadPool {
     let threads = std::env::var("DELTAPROP_BENCH_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let pool = rayon::ThreadPoolBuilder::new()
+    rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .expect("a thread pool");
+        .expect("a thread pool")
+}
+
+fn training(c: &mut Criterion) {
+    let pool = bench_pool();
     {
         for net in &NETS {
             let (h, l) = (net.sizes[0], *net.sizes.last().expect("sizes"));
@@ -157,5 +165,99 @@ fn training(c: &mut Criterion) {
     }
 }
 
+/// `--serve`: the paired protocol of `benches/peers/paired.py`. Reads lines
+/// `NET MODE SECONDS` from stdin (MODE is `per-sample`, `B32` or `B256`), trains that case
+/// inside the bench's thread pool for about SECONDS (at least one call, after one untimed
+/// warm-up call the first time the case is asked for) and answers one line with the samples
+/// per second. Idle between requests, so that the peer timed next has the machine to itself.
+fn serve(pool: &rayon::ThreadPool) {
+    use std::io::{BufRead, Write};
+    /// One case: its network and data (one call trains `rows` samples).
+    struct Case {
+        nw: Network<f32>,
+        x: Vec<f32>,
+        t: Vec<f32>,
+        rows: usize,
+        batch: bool,
+    }
+    impl Case {
+        fn call(&mut self, h: usize, l: usize) {
+            if self.batch {
+                let xb = MatRef::from_slice(&self.x, self.rows, h, h).expect("x");
+                let tb = MatRef::from_slice(&self.t, self.rows, l, l).expect("t");
+                black_box(self.nw.train_batch(black_box(xb), tb, LR).expect("a step"));
+            } else {
+                for (xi, ti) in self.x.chunks_exact(h).zip(self.t.chunks_exact(l)) {
+                    black_box(self.nw.train_sample(black_box(xi), ti, LR).expect("a step"));
+                }
+            }
+        }
+    }
+    let mut cases: Vec<((String, String), Case)> = Vec::new();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready").expect("stdout");
+    out.flush().expect("stdout");
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin");
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [name, mode, seconds] = parts[..] else {
+            continue;
+        };
+        let (Some(net), Ok(seconds)) = (NETS.iter().find(|n| n.name == name), seconds.parse())
+        else {
+            writeln!(out, "nan").expect("stdout");
+            out.flush().expect("stdout");
+            continue;
+        };
+        let seconds: f64 = seconds;
+        let (h, l) = (net.sizes[0], *net.sizes.last().expect("sizes"));
+        let key = (name.to_string(), mode.to_string());
+        let i = match cases.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let (rows, batch) = match mode {
+                    "B32" => (32, true),
+                    "B256" => (256, true),
+                    _ => (PER_SAMPLE, false),
+                };
+                let (x, t) = data(rows, h, l);
+                let mut case = Case {
+                    nw: net.build(),
+                    x,
+                    t,
+                    rows,
+                    batch,
+                };
+                pool.install(|| case.call(h, l));
+                cases.push((key, case));
+                cases.len() - 1
+            }
+        };
+        let case = &mut cases[i].1;
+        let rate = pool.install(|| {
+            let start = Instant::now();
+            let mut calls = 0usize;
+            loop {
+                case.call(h, l);
+                calls += 1;
+                let el = start.elapsed().as_secs_f64();
+                if el >= seconds {
+                    break (calls * case.rows) as f64 / el;
+                }
+            }
+        });
+        writeln!(out, "{rate}").expect("stdout");
+        out.flush().expect("stdout");
+    }
+}
+
 criterion_group!(benches, training);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::args().any(|a| a == "--serve") {
+        serve(&bench_pool());
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -91,7 +91,48 @@ def parser(desc):
     p.add_argument("--nets", default=",".join(NETS), help="comma-separated network names")
     p.add_argument("--modes", default="per-sample,B32,B256", help="per-sample,B32,B256")
     p.add_argument("--out", help="write the records as a JSON array to this file")
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="answer timing requests on stdin instead (see serve(); used by paired.py)",
+    )
     return p
+
+
+def serve(make_call):
+    """The paired protocol (benches/peers/paired.py): read lines `NET MODE SECONDS` from
+    stdin (MODE is per-sample, B32 or B256), train that case for about SECONDS (at least one
+    call, after one untimed warm-up call the first time the case is asked for), and answer
+    one line with the samples per second. `make_call(name, sizes, out, loss, mode, batch)`
+    returns (call, samples per call). Idle between requests, so the peer timed next has the
+    machine to itself."""
+    cache = {}
+    print("ready", flush=True)
+    for line in sys.stdin:
+        parts = line.split()
+        if not parts:
+            continue
+        name, mode_arg, seconds = parts[0], parts[1], float(parts[2])
+        key = (name, mode_arg)
+        if key not in cache:
+            sizes, out, loss = NETS[name]
+            mode, batch = ("per-sample", 1) if mode_arg == "per-sample" else (
+                "batch",
+                int(mode_arg.lstrip("B")),
+            )
+            call, rows = make_call(name, sizes, out, loss, mode, batch)
+            call()
+            cache[key] = (call, rows)
+        call, rows = cache[key]
+        n = 0
+        t0 = time.perf_counter()
+        while True:
+            call()
+            n += 1
+            el = time.perf_counter() - t0
+            if el >= seconds:
+                break
+        print(f"{n * rows / el}", flush=True)
 
 
 def cases(args):

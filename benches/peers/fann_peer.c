@@ -97,6 +97,100 @@ static float mse(struct ctx *c, unsigned rows) {
     return fann_get_MSE(c->ann);
 }
 
+/* Builds the network `net` and its data for `batch` (0: per sample) into c. */
+static int setup(struct ctx *c, const struct net *net, unsigned batch) {
+    unsigned h = net->sizes[0], l = net->sizes[net->layers - 1];
+    unsigned rows = batch ? batch : PER_SAMPLE;
+    c->h = h;
+    c->l = l;
+    c->ann = fann_create_standard_array(net->layers, net->sizes);
+    if (!c->ann) {
+        fprintf(stderr, "fann_create_standard_array failed\n");
+        return -1;
+    }
+    fann_set_activation_function_hidden(c->ann, FANN_SIGMOID);
+    fann_set_activation_function_output(c->ann, FANN_SIGMOID);
+    fann_set_activation_steepness_hidden(c->ann, 0.5f);
+    fann_set_activation_steepness_output(c->ann, 0.5f);
+    fann_set_train_error_function(c->ann, FANN_ERRORFUNC_LINEAR);
+    fann_set_learning_rate(c->ann, LR);
+    fann_set_learning_momentum(c->ann, 0.0f);
+    float r = sqrtf(6.0f / (float)(net->sizes[0] + net->sizes[1]));
+    fann_randomize_weights(c->ann, -r, r);
+    c->x = malloc(sizeof(float) * rows * h);
+    c->t = malloc(sizeof(float) * rows * l);
+    if (!c->x || !c->t)
+        return -1;
+    data(rows, h, l, c->x, c->t);
+    if (batch) {
+        fann_set_training_algorithm(c->ann, FANN_TRAIN_BATCH);
+        c->td = fann_create_train(rows, h, l);
+        if (!c->td)
+            return -1;
+        for (unsigned i = 0; i < rows; i++) {
+            memcpy(c->td->input[i], c->x + (size_t)i * h, sizeof(float) * h);
+            memcpy(c->td->output[i], c->t + (size_t)i * l, sizeof(float) * l);
+        }
+    } else {
+        fann_set_training_algorithm(c->ann, FANN_TRAIN_INCREMENTAL);
+    }
+    return 0;
+}
+
+/* The paired protocol of benches/peers/paired.py: lines `NET MODE SECONDS` on stdin (MODE is
+ * per-sample, B32 or B256); train that case for about SECONDS (at least one call, after one
+ * untimed warm-up call the first time the case is asked for) and answer one line with the
+ * samples per second. Idle between requests. */
+static int serve(void) {
+    struct ctx ctxs[4][3];
+    int made[4][3] = {{0}};
+    char line[256];
+    srand(1);
+    printf("ready\n");
+    fflush(stdout);
+    while (fgets(line, sizeof line, stdin)) {
+        char name[64], mode[32];
+        double seconds;
+        if (sscanf(line, "%63s %31s %lf", name, mode, &seconds) != 3)
+            continue;
+        int k = -1, m = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(NETS[i].name, name) == 0)
+                k = i;
+        unsigned batch = 0;
+        if (strcmp(mode, "per-sample") == 0)
+            m = 0;
+        else if (strcmp(mode, "B32") == 0)
+            m = 1, batch = 32;
+        else if (strcmp(mode, "B256") == 0)
+            m = 2, batch = 256;
+        if (k < 0 || m < 0) {
+            printf("nan\n");
+            fflush(stdout);
+            continue;
+        }
+        struct ctx *c = &ctxs[k][m];
+        if (!made[k][m]) {
+            memset(c, 0, sizeof *c);
+            if (setup(c, &NETS[k], batch) != 0)
+                return 1;
+            call(c);
+            made[k][m] = 1;
+        }
+        unsigned rows = batch ? batch : PER_SAMPLE;
+        long n = 0;
+        double t0 = now(), el;
+        do {
+            call(c);
+            n++;
+            el = now() - t0;
+        } while (el < seconds);
+        printf("%.9g\n", (double)n * rows / el);
+        fflush(stdout);
+    }
+    return 0;
+}
+
 static void cpu_model(char *out, size_t n) {
     FILE *f = fopen("/proc/cpuinfo", "r");
     char line[512];
@@ -118,6 +212,8 @@ static void cpu_model(char *out, size_t n) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--serve") == 0)
+        return serve();
     const char *version = argc > 1 ? argv[1] : "unknown";
     char command[1024] = "";
     for (int i = 0; i < argc; i++) {
@@ -130,7 +226,6 @@ int main(int argc, char **argv) {
     const unsigned modes[3] = {0, 32, 256}; /* 0: per sample */
     for (size_t k = 0; k < sizeof NETS / sizeof NETS[0]; k++) {
         const struct net *net = &NETS[k];
-        unsigned h = net->sizes[0], l = net->sizes[net->layers - 1];
         int big = 0;
         for (unsigned i = 0; i < net->layers; i++)
             big |= net->sizes[i] >= 1024;
@@ -138,39 +233,8 @@ int main(int argc, char **argv) {
             unsigned batch = modes[m];
             unsigned rows = batch ? batch : PER_SAMPLE;
             struct ctx c = {0};
-            c.h = h;
-            c.l = l;
-            c.ann = fann_create_standard_array(net->layers, net->sizes);
-            if (!c.ann) {
-                fprintf(stderr, "fann_create_standard_array failed\n");
+            if (setup(&c, net, batch) != 0)
                 return 1;
-            }
-            fann_set_activation_function_hidden(c.ann, FANN_SIGMOID);
-            fann_set_activation_function_output(c.ann, FANN_SIGMOID);
-            fann_set_activation_steepness_hidden(c.ann, 0.5f);
-            fann_set_activation_steepness_output(c.ann, 0.5f);
-            fann_set_train_error_function(c.ann, FANN_ERRORFUNC_LINEAR);
-            fann_set_learning_rate(c.ann, LR);
-            fann_set_learning_momentum(c.ann, 0.0f);
-            float r = sqrtf(6.0f / (float)(net->sizes[0] + net->sizes[1]));
-            fann_randomize_weights(c.ann, -r, r);
-            c.x = malloc(sizeof(float) * rows * h);
-            c.t = malloc(sizeof(float) * rows * l);
-            if (!c.x || !c.t)
-                return 1;
-            data(rows, h, l, c.x, c.t);
-            if (batch) {
-                fann_set_training_algorithm(c.ann, FANN_TRAIN_BATCH);
-                c.td = fann_create_train(rows, h, l);
-                if (!c.td)
-                    return 1;
-                for (unsigned i = 0; i < rows; i++) {
-                    memcpy(c.td->input[i], c.x + (size_t)i * h, sizeof(float) * h);
-                    memcpy(c.td->output[i], c.t + (size_t)i * l, sizeof(float) * l);
-                }
-            } else {
-                fann_set_training_algorithm(c.ann, FANN_TRAIN_INCREMENTAL);
-            }
             /* The protocol of common.py: calibrate, one warm-up repetition, median of reps. */
             double target = big ? 1.0 : 0.4;
             int reps = big ? 3 : 5;

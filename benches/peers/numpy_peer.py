@@ -82,26 +82,33 @@ def blas_config():
 
 def main():
     args = common.parser(__doc__.splitlines()[0]).parse_args()
+    def make_call(name, sizes, out, loss, mode, batch):
+        rows = common.PER_SAMPLE if mode == "per-sample" else batch
+        x, t = common.data(rows, sizes[0], sizes[-1])
+        params = common.xavier(sizes)
+        step = make_step(params, loss, mode == "batch")
+        if mode == "per-sample":
+            xs, ts = list(x), list(t)
+
+            def call():
+                for xi, ti in zip(xs, ts):
+                    step(xi, ti)
+
+        else:
+
+            def call():
+                step(x, t)
+
+        return call, rows
+
     records = []
     with threadpool_limits(limits=args.threads, user_api="blas"):
+        if args.serve:
+            common.serve(make_call)
+            return
         blas = blas_config()
         for name, sizes, out, loss, mode, batch in common.cases(args):
-            rows = common.PER_SAMPLE if mode == "per-sample" else batch
-            x, t = common.data(rows, sizes[0], sizes[-1])
-            params = common.xavier(sizes)
-            step = make_step(params, loss, mode == "batch")
-            if mode == "per-sample":
-                xs, ts = list(x), list(t)
-
-                def call():
-                    for xi, ti in zip(xs, ts):
-                        step(xi, ti)
-
-            else:
-
-                def call():
-                    step(x, t)
-
+            call, rows = make_call(name, sizes, out, loss, mode, batch)
             rate, rates, iters = common.measure(call, rows, common.is_big(sizes))
             records.append(
                 common.record(

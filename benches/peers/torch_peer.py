@@ -108,33 +108,41 @@ def main():
             "unknown",
         ),
     }
+    def make_call(variant, name, sizes, out, loss, mode, batch):
+        make = {"eager": eager_step, "nograd": nograd_step}[variant]
+        rows = common.PER_SAMPLE if mode == "per-sample" else batch
+        x, t = common.data(rows, sizes[0], sizes[-1])
+        x, t = torch.from_numpy(x), torch.from_numpy(t)
+        params = [
+            (
+                torch.from_numpy(w).requires_grad_(variant == "eager"),
+                torch.from_numpy(b).requires_grad_(variant == "eager"),
+            )
+            for w, b in common.xavier(sizes)
+        ]
+        step = make(params, out, loss, mode == "batch")
+        if mode == "per-sample":
+            xs, ts = list(x.unbind(0)), list(t.unbind(0))
+
+            def call():
+                for xi, ti in zip(xs, ts):
+                    step(xi, ti)
+
+        else:
+
+            def call():
+                step(x, t)
+
+        return call, rows
+
+    if args.serve:
+        variant = args.variants.split(",")[0]
+        common.serve(lambda *case: make_call(variant, *case))
+        return
     records = []
     for variant in args.variants.split(","):
-        make = {"eager": eager_step, "nograd": nograd_step}[variant]
         for name, sizes, out, loss, mode, batch in common.cases(args):
-            rows = common.PER_SAMPLE if mode == "per-sample" else batch
-            x, t = common.data(rows, sizes[0], sizes[-1])
-            x, t = torch.from_numpy(x), torch.from_numpy(t)
-            params = [
-                (
-                    torch.from_numpy(w).requires_grad_(variant == "eager"),
-                    torch.from_numpy(b).requires_grad_(variant == "eager"),
-                )
-                for w, b in common.xavier(sizes)
-            ]
-            step = make(params, out, loss, mode == "batch")
-            if mode == "per-sample":
-                xs, ts = list(x.unbind(0)), list(t.unbind(0))
-
-                def call():
-                    for xi, ti in zip(xs, ts):
-                        step(xi, ti)
-
-            else:
-
-                def call():
-                    step(x, t)
-
+            call, rows = make_call(variant, name, sizes, out, loss, mode, batch)
             rate, rates, iters = common.measure(call, rows, common.is_big(sizes))
             records.append(
                 common.record(
