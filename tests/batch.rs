@@ -884,13 +884,15 @@ fn all_outputs<T: Float>(
 
 /// Shapes above `PAR_MIN_FLOPS` that split by columns, by rows (few columns), and both; with
 /// L = 40 a split leaves a block of 8 columns, which runs one-vector tiles where one thread
-/// runs two-vector tiles over all 40; and one shape below the threshold.
+/// runs two-vector tiles over all 40; with B = 64 one thread runs the short tiles of 8 rows
+/// where a split leaves blocks of tall tiles; and one shape below the threshold.
 #[cfg(feature = "rayon")]
-const THREAD_SHAPES: [(usize, usize, usize); 5] = [
+const THREAD_SHAPES: [(usize, usize, usize); 6] = [
     (256, 784, 256),
     (256, 1024, 10),
     (33, 1000, 129),
     (256, 512, 40),
+    (64, 2048, 20),
     (256, 64, 32),
 ];
 

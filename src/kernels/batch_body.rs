@@ -165,12 +165,20 @@ macro_rules! tiling {
             const KC: usize = $kc;
             #[inline(always)]
             unsafe fn gemm(g: &Gemm<$t>, rows: Range<usize>, cols: Range<usize>) {
+                /// Rows of the shorter tile for small minibatches (the same tile when
+                /// there is none).
+                const SHORT_MR: usize = if $mr == 12 { 8 } else { $mr };
                 // SAFETY: forwarded. A block no wider than one vector (an output layer of
                 // 10) runs one-vector tiles: same KC, so the same bits, in a third of the
-                // lanes the two-vector tile would waste.
+                // lanes the two-vector tile would waste. A few rows that the tall tile
+                // would cover with wasted rows (32 = 12 + 12 + 8) run the short one, which
+                // covers them exactly: again the same bits, every element's FMA chain
+                // being independent of the tile it is computed in.
                 unsafe {
                     if $nv > 1 && cols.len() <= <$v as Vector<$t>>::LANES {
                         gemm_tiled::<$t, $v, $mr, 1, $kc>(g, rows, cols)
+                    } else if SHORT_MR != $mr && short_rows_pay(rows.len(), $mr, SHORT_MR) {
+                        gemm_tiled::<$t, $v, SHORT_MR, $nv, $kc>(g, rows, cols)
                     } else {
                         gemm_tiled::<$t, $v, $mr, $nv, $kc>(g, rows, cols)
                     }
@@ -243,6 +251,15 @@ tiling!(
     256,
     x86_pack::avx512_f64
 );
+
+/// Whether `rows` rows run faster in tiles of `short` rows than of `mr`: for at most eight
+/// tall tiles, when the short tiles leave fewer surplus rows (a minibatch of 32 in tiles of
+/// 8 instead of 12, 12 and 8; the forward product at B = 32 measured 1.07–1.09× faster).
+#[inline(always)]
+fn short_rows_pay(rows: usize, mr: usize, short: usize) -> bool {
+    let waste = |t: usize| rows.div_ceil(t) * t - rows;
+    rows <= 8 * mr && waste(short) < waste(mr)
+}
 
 /// Lanes of vector `v` of a panel row that lie within `nr_eff` columns.
 #[inline(always)]
