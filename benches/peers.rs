@@ -714,6 +714,76 @@ type Op<'a, T> = (
     [(&'a str, Step<T>); 5],
 );
 
+/// The per-sample groups: each kernel's name, its throughput, deltaprop's step, and the
+/// peers' steps (for `backward_update`, each peer's GEMV-then-GER pair).
+fn kernel_ops<T: Blas>(h: usize, l: usize) -> [Op<'static, T>; 4] {
+    [
+        (
+            "affine",
+            read_bytes::<T>(h, l),
+            dp_affine::<T>,
+            [
+                ("openblas", openblas_affine::<T>),
+                ("faer", faer_affine::<T>),
+                ("ndarray", ndarray_affine::<T>),
+                ("matrixmultiply", mm_affine::<T>),
+                ("plain", plain_affine_step::<T>),
+            ],
+        ),
+        (
+            "backward",
+            read_bytes::<T>(h, l),
+            dp_backward::<T>,
+            [
+                ("openblas", openblas_backward::<T>),
+                ("faer", faer_backward::<T>),
+                ("ndarray", ndarray_backward::<T>),
+                ("matrixmultiply", mm_backward::<T>),
+                ("plain", plain_backward_step::<T>),
+            ],
+        ),
+        (
+            "rank1_update",
+            read_write_bytes::<T>(h, l),
+            dp_rank1::<T>,
+            [
+                ("openblas", openblas_rank1::<T>),
+                ("faer", faer_rank1::<T>),
+                ("ndarray", ndarray_rank1::<T>),
+                ("matrixmultiply", mm_rank1::<T>),
+                ("plain", plain_rank1_step::<T>),
+            ],
+        ),
+        (
+            "backward_update",
+            read_write_bytes::<T>(h, l),
+            dp_backward_update::<T>,
+            [
+                ("openblas-pair", |x| {
+                    openblas_backward(x);
+                    openblas_rank1(x);
+                }),
+                ("faer-pair", |x| {
+                    faer_backward(x);
+                    faer_rank1(x);
+                }),
+                ("ndarray-pair", |x| {
+                    ndarray_backward(x);
+                    ndarray_rank1(x);
+                }),
+                ("matrixmultiply-pair", |x| {
+                    mm_backward(x);
+                    mm_rank1(x);
+                }),
+                ("plain-pair", |x| {
+                    plain_backward_step(x);
+                    plain_rank1_step(x);
+                }),
+            ],
+        ),
+    ]
+}
+
 fn bench_peers<T: Blas>(c: &mut Criterion) {
     let kernel_sets = levels();
     let best = KernelSet::new(simd::best()).expect("the best level");
@@ -722,71 +792,7 @@ fn bench_peers<T: Blas>(c: &mut Criterion) {
         let mut x = Layer::<T>::new(h, l);
         let shape = format!("{}/{h}x{l}", T::NAME);
 
-        let ops: [Op<'_, T>; 4] = [
-            (
-                "affine",
-                read_bytes::<T>(h, l),
-                dp_affine::<T>,
-                [
-                    ("openblas", openblas_affine::<T>),
-                    ("faer", faer_affine::<T>),
-                    ("ndarray", ndarray_affine::<T>),
-                    ("matrixmultiply", mm_affine::<T>),
-                    ("plain", plain_affine_step::<T>),
-                ],
-            ),
-            (
-                "backward",
-                read_bytes::<T>(h, l),
-                dp_backward::<T>,
-                [
-                    ("openblas", openblas_backward::<T>),
-                    ("faer", faer_backward::<T>),
-                    ("ndarray", ndarray_backward::<T>),
-                    ("matrixmultiply", mm_backward::<T>),
-                    ("plain", plain_backward_step::<T>),
-                ],
-            ),
-            (
-                "rank1_update",
-                read_write_bytes::<T>(h, l),
-                dp_rank1::<T>,
-                [
-                    ("openblas", openblas_rank1::<T>),
-                    ("faer", faer_rank1::<T>),
-                    ("ndarray", ndarray_rank1::<T>),
-                    ("matrixmultiply", mm_rank1::<T>),
-                    ("plain", plain_rank1_step::<T>),
-                ],
-            ),
-            (
-                "backward_update",
-                read_write_bytes::<T>(h, l),
-                dp_backward_update::<T>,
-                [
-                    ("openblas-pair", |x| {
-                        openblas_backward(x);
-                        openblas_rank1(x);
-                    }),
-                    ("faer-pair", |x| {
-                        faer_backward(x);
-                        faer_rank1(x);
-                    }),
-                    ("ndarray-pair", |x| {
-                        ndarray_backward(x);
-                        ndarray_rank1(x);
-                    }),
-                    ("matrixmultiply-pair", |x| {
-                        mm_backward(x);
-                        mm_rank1(x);
-                    }),
-                    ("plain-pair", |x| {
-                        plain_backward_step(x);
-                        plain_rank1_step(x);
-                    }),
-                ],
-            ),
-        ];
+        let ops = kernel_ops::<T>(h, l);
 
         for (kernel, throughput, dp, peers) in ops {
             let mut g = c.benchmark_group(format!("peers/{kernel}/{shape}"));
@@ -1203,22 +1209,10 @@ fn configure_gemm<M: criterion::measurement::Measurement>(
     }
 }
 
-/// Groups `peers/gemm_<forward|backward|update>/<type>/<H>x<L>`, entries `<library>/B=<b>`,
-/// throughput in elements of 2·B·H·L (so "Gelem/s" reads GFLOP/s). deltaprop's side is its
-/// batch kernel, epilogue included (identity activation and bias; ⊙ D̂; the bias column sums);
-/// each peer's is the bare GEMM:
-///
-/// | group | deltaprop | peers |
-/// |---|---|---|
-/// | `gemm_forward` | A, D = σ(ÂW + 1bᵀ), σ'(…) | N = Â W |
-/// | `gemm_backward` | Δ̂ = (Δ Wᵀ) ⊙ D̂ | Δ Wᵀ |
-/// | `gemm_update` | W −= (α/B) ÂᵀΔ, b −= (α/B) Σ Δ | W −= (α/B) ÂᵀΔ |
-fn bench_gemm<T: Blas>(c: &mut Criterion) {
-    let best = KernelSet::new(simd::best()).expect("the best level");
-    let dp_name = format!("deltaprop-{}", best.level());
-    let openblas = format!("openblas-{}", openblas_core().to_lowercase());
-    type Lib<T> = [BatchStep<T>; 5];
-    let ops: [(&str, Lib<T>); 3] = [
+/// The minibatch products: each one's name and its steps, deltaprop's first, then
+/// OpenBLAS, faer, ndarray and matrixmultiply.
+fn gemm_ops<T: Blas>() -> [(&'static str, [BatchStep<T>; 5]); 3] {
+    [
         (
             "gemm_forward",
             [
@@ -1249,7 +1243,24 @@ fn bench_gemm<T: Blas>(c: &mut Criterion) {
                 mm_update_b,
             ],
         ),
-    ];
+    ]
+}
+
+/// Groups `peers/gemm_<forward|backward|update>/<type>/<H>x<L>`, entries `<library>/B=<b>`,
+/// throughput in elements of 2·B·H·L (so "Gelem/s" reads GFLOP/s). deltaprop's side is its
+/// batch kernel, epilogue included (identity activation and bias; ⊙ D̂; the bias column sums);
+/// each peer's is the bare GEMM:
+///
+/// | group | deltaprop | peers |
+/// |---|---|---|
+/// | `gemm_forward` | A, D = σ(ÂW + 1bᵀ), σ'(…) | N = Â W |
+/// | `gemm_backward` | Δ̂ = (Δ Wᵀ) ⊙ D̂ | Δ Wᵀ |
+/// | `gemm_update` | W −= (α/B) ÂᵀΔ, b −= (α/B) Σ Δ | W −= (α/B) ÂᵀΔ |
+fn bench_gemm<T: Blas>(c: &mut Criterion) {
+    let best = KernelSet::new(simd::best()).expect("the best level");
+    let dp_name = format!("deltaprop-{}", best.level());
+    let openblas = format!("openblas-{}", openblas_core().to_lowercase());
+    let ops = gemm_ops::<T>();
     let names = [
         dp_name.as_str(),
         openblas.as_str(),
@@ -1431,71 +1442,7 @@ fn paired_peers<T: Blas>(filter: &str, out: &mut Vec<serde_json::Value>) {
     let openblas = format!("openblas-{}", openblas_core().to_lowercase());
     for (h, l) in SHAPES {
         let mut x = Layer::<T>::new(h, l);
-        let kernels: [Op<'_, T>; 4] = [
-            (
-                "affine",
-                read_bytes::<T>(h, l),
-                dp_affine::<T>,
-                [
-                    ("openblas", openblas_affine::<T>),
-                    ("faer", faer_affine::<T>),
-                    ("ndarray", ndarray_affine::<T>),
-                    ("matrixmultiply", mm_affine::<T>),
-                    ("plain", plain_affine_step::<T>),
-                ],
-            ),
-            (
-                "backward",
-                read_bytes::<T>(h, l),
-                dp_backward::<T>,
-                [
-                    ("openblas", openblas_backward::<T>),
-                    ("faer", faer_backward::<T>),
-                    ("ndarray", ndarray_backward::<T>),
-                    ("matrixmultiply", mm_backward::<T>),
-                    ("plain", plain_backward_step::<T>),
-                ],
-            ),
-            (
-                "rank1_update",
-                read_write_bytes::<T>(h, l),
-                dp_rank1::<T>,
-                [
-                    ("openblas", openblas_rank1::<T>),
-                    ("faer", faer_rank1::<T>),
-                    ("ndarray", ndarray_rank1::<T>),
-                    ("matrixmultiply", mm_rank1::<T>),
-                    ("plain", plain_rank1_step::<T>),
-                ],
-            ),
-            (
-                "backward_update",
-                read_write_bytes::<T>(h, l),
-                dp_backward_update::<T>,
-                [
-                    ("openblas-pair", |x| {
-                        openblas_backward(x);
-                        openblas_rank1(x);
-                    }),
-                    ("faer-pair", |x| {
-                        faer_backward(x);
-                        faer_rank1(x);
-                    }),
-                    ("ndarray-pair", |x| {
-                        ndarray_backward(x);
-                        ndarray_rank1(x);
-                    }),
-                    ("matrixmultiply-pair", |x| {
-                        mm_backward(x);
-                        mm_rank1(x);
-                    }),
-                    ("plain-pair", |x| {
-                        plain_backward_step(x);
-                        plain_rank1_step(x);
-                    }),
-                ],
-            ),
-        ];
+        let kernels = kernel_ops::<T>(h, l);
         for (kernel, throughput, dp_step, peers) in kernels {
             let group = format!("peers/{kernel}/{}/{h}x{l}", T::NAME);
             if !group.contains(filter) {
@@ -1524,38 +1471,7 @@ fn paired_peers<T: Blas>(filter: &str, out: &mut Vec<serde_json::Value>) {
 fn paired_gemm<T: Blas>(filter: &str, out: &mut Vec<serde_json::Value>) {
     let best = KernelSet::active();
     let openblas = format!("openblas-{}", openblas_core().to_lowercase());
-    let ops: [(&str, [BatchStep<T>; 5]); 3] = [
-        (
-            "gemm_forward",
-            [
-                dp_forward,
-                blas_forward,
-                faer_forward,
-                nd_forward,
-                mm_forward,
-            ],
-        ),
-        (
-            "gemm_backward",
-            [
-                dp_backward_b,
-                blas_backward_b,
-                faer_backward_b,
-                nd_backward_b,
-                mm_backward_b,
-            ],
-        ),
-        (
-            "gemm_update",
-            [
-                dp_update_b,
-                blas_update_b,
-                faer_update_b,
-                nd_update_b,
-                mm_update_b,
-            ],
-        ),
-    ];
+    let ops = gemm_ops::<T>();
     let names = [
         format!("deltaprop-{}", best.level()),
         openblas,

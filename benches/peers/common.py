@@ -99,6 +99,24 @@ def parser(desc):
     return p
 
 
+def call_of(step, x, t, per_sample):
+    """One timed call: `step` on each row of (x, t) in turn (per-sample SGD over the rows),
+    or once on the whole batch."""
+    if per_sample:
+        xs, ts = list(x), list(t)
+
+        def call():
+            for xi, ti in zip(xs, ts):
+                step(xi, ti)
+
+    else:
+
+        def call():
+            step(x, t)
+
+    return call
+
+
 def serve(make_call):
     """The paired protocol (benches/peers/paired.py): read lines `NET MODE SECONDS` from
     stdin (MODE is per-sample, B32 or B256), train that case for about SECONDS (at least one

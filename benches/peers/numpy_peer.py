@@ -87,19 +87,7 @@ def main():
         x, t = common.data(rows, sizes[0], sizes[-1])
         params = common.xavier(sizes)
         step = make_step(params, loss, mode == "batch")
-        if mode == "per-sample":
-            xs, ts = list(x), list(t)
-
-            def call():
-                for xi, ti in zip(xs, ts):
-                    step(xi, ti)
-
-        else:
-
-            def call():
-                step(x, t)
-
-        return call, rows
+        return common.call_of(step, x, t, mode == "per-sample"), rows
 
     records = []
     with threadpool_limits(limits=args.threads, user_api="blas"):

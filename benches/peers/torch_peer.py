@@ -121,19 +121,7 @@ def main():
             for w, b in common.xavier(sizes)
         ]
         step = make(params, out, loss, mode == "batch")
-        if mode == "per-sample":
-            xs, ts = list(x.unbind(0)), list(t.unbind(0))
-
-            def call():
-                for xi, ti in zip(xs, ts):
-                    step(xi, ti)
-
-        else:
-
-            def call():
-                step(x, t)
-
-        return call, rows
+        return common.call_of(step, x, t, mode == "per-sample"), rows
 
     if args.serve:
         variant = args.variants.split(",")[0]
