@@ -441,32 +441,19 @@ pub(crate) unsafe fn gemm_tiled<
         while j0 < cols.end {
             let nr_eff = nr.min(cols.end - j0);
             for p in 0..blocks {
-                let k0 = p * KC;
-                let kc = KC.min(g.k - k0);
-                // SAFETY: the panel lies inside B (k0 + kc ≤ k, j0 + nr_eff ≤ n); `pack`
-                // holds KC · nr ≥ kc · nr elements.
-                unsafe { pack_b::<T, V, NV>(g.b, k0, kc, j0, nr_eff, buf) };
-                let mut i0 = r0;
-                while i0 < r1 {
-                    let mr_eff = MR.min(r1 - i0);
-                    // SAFETY: the tile lies inside the block; the packed panel holds kc rows.
-                    unsafe {
-                        tile::<T, V, MR, NV, false>(
-                            g,
-                            i0,
-                            mr_eff,
-                            j0,
-                            nr_eff,
-                            k0,
-                            kc,
-                            std::ptr::null(),
-                            buf,
-                            p == 0,
-                            p + 1 == blocks,
-                        )
-                    };
-                    i0 += MR;
-                }
+                // SAFETY: the rows and the panel lie inside the block; `buf` holds
+                // PACK_BYTES; A is read in place.
+                unsafe {
+                    panel::<T, V, MR, NV, KC, false>(
+                        g,
+                        r0..r1,
+                        j0,
+                        nr_eff,
+                        (p, blocks),
+                        std::ptr::null(),
+                        buf,
+                    )
+                };
             }
             j0 += nr;
         }
@@ -526,36 +513,70 @@ unsafe fn gemm_packed<
             let mut j0 = cols.start;
             while j0 < cols.end {
                 let nr_eff = nr.min(cols.end - j0);
-                // SAFETY: as in `gemm_tiled`.
-                unsafe { pack_b::<T, V, NV>(g.b, k0, kc, j0, nr_eff, buf) };
-                let mut i0 = r0;
-                let mut ap = abuf.cast_const();
-                while i0 < r1 {
-                    let mr_eff = MR.min(r1 - i0);
-                    // SAFETY: the tile lies inside the block; `ap` holds its kc · MR packed
-                    // values of A, `buf` the panel's kc rows.
-                    unsafe {
-                        tile::<T, V, MR, NV, true>(
-                            g,
-                            i0,
-                            mr_eff,
-                            j0,
-                            nr_eff,
-                            k0,
-                            kc,
-                            ap,
-                            buf,
-                            p == 0,
-                            p + 1 == blocks,
-                        )
-                    };
-                    i0 += MR;
-                    ap = ap.wrapping_add(MR * kc);
-                }
+                // SAFETY: the rows and the panel lie inside the block; `abuf` holds the
+                // block's packed A for this k-block, `buf` PACK_BYTES.
+                unsafe {
+                    panel::<T, V, MR, NV, KC, true>(g, r0..r1, j0, nr_eff, (p, blocks), abuf, buf)
+                };
                 j0 += nr;
             }
         }
         r0 = r1;
+    }
+}
+
+/// Packs the panel B[k-block p of `blocks`, j0 .. j0 + nr_eff] into `buf` and runs the
+/// tiles of `rows` against it (each with its epilogue on the last k-block). With `PACKED`,
+/// tile t's A is the t-th group of MR · kc values at `ap` (see [`pack_a`]); otherwise A is
+/// read in place and `ap` is not used.
+///
+/// # Safety
+/// As [`gemm_tiled`]; `buf` holds [`PACK_BYTES`]; with `PACKED`, `ap` holds the rows'
+/// packed A of this k-block.
+#[inline(always)]
+unsafe fn panel<
+    T: Scalar,
+    V: Tiling<T>,
+    const MR: usize,
+    const NV: usize,
+    const KC: usize,
+    const PACKED: bool,
+>(
+    g: &Gemm<T>,
+    rows: Range<usize>,
+    j0: usize,
+    nr_eff: usize,
+    (p, blocks): (usize, usize),
+    mut ap: *const T,
+    buf: *mut T,
+) {
+    let k0 = p * KC;
+    let kc = KC.min(g.k - k0);
+    // SAFETY: the panel lies inside B (k0 + kc ≤ k, j0 + nr_eff ≤ n); `buf` holds
+    // KC · NR ≥ kc · nr elements; each tile lies inside the caller's block.
+    unsafe {
+        pack_b::<T, V, NV>(g.b, k0, kc, j0, nr_eff, buf);
+        let mut i0 = rows.start;
+        while i0 < rows.end {
+            let mr_eff = MR.min(rows.end - i0);
+            tile::<T, V, MR, NV, PACKED>(
+                g,
+                i0,
+                mr_eff,
+                j0,
+                nr_eff,
+                k0,
+                kc,
+                ap,
+                buf,
+                p == 0,
+                p + 1 == blocks,
+            );
+            i0 += MR;
+            if PACKED {
+                ap = ap.wrapping_add(MR * kc);
+            }
+        }
     }
 }
 
