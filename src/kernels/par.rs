@@ -210,6 +210,19 @@ fn blocks_last_first<S: Split>(
     r1.and(r0)
 }
 
+/// An update's blocks of [`ROW_BLOCK`] rows: on rayon's pool when it has several threads,
+/// otherwise one after another from the last to the first (see [`blocks_last_first`]).
+fn update_blocks<S: Split>(
+    x: S,
+    leaf: &(impl Fn(S) -> Result<(), Error> + Sync),
+) -> Result<(), Error> {
+    if parallel() {
+        blocks(x, ROW_BLOCK, leaf)
+    } else {
+        blocks_last_first(x, ROW_BLOCK, leaf)
+    }
+}
+
 /// n = Wᵀâ + b, by blocks of [`COL_BLOCK`] columns on wide layers: [`super::affine`].
 ///
 /// # Errors
@@ -245,11 +258,9 @@ pub fn rank1_update<T: Scalar>(
         return kernels::rank1_update(w, alpha, a_prev, delta);
     }
     kernels::check_rank1(h, l, alpha, a_prev, delta)?;
-    let leaf = |(w, a): (MatMut<'_, T>, &[T])| kernels::rank1_update(w, alpha, a, delta);
-    if !parallel() {
-        return blocks_last_first((w, a_prev), ROW_BLOCK, &leaf);
-    }
-    blocks((w, a_prev), ROW_BLOCK, &leaf)
+    update_blocks((w, a_prev), &|(w, a)| {
+        kernels::rank1_update(w, alpha, a, delta)
+    })
 }
 
 /// δ̂ = Â W δ, by blocks of [`ROW_BLOCK`] rows on wide layers: [`super::backward`].
@@ -292,13 +303,9 @@ pub fn backward_update<T: Scalar>(
     }
     kernels::check_rank1(h, l, alpha, a_prev, delta)?;
     kernels::check_backward(h, l, delta, d_prev, delta_prev)?;
-    let leaf = |(w, a, d, p): (MatMut<'_, T>, &[T], &[T], &mut [T])| {
+    update_blocks((w, a_prev, d_prev, delta_prev), &|(w, a, d, p)| {
         kernels::backward_update(w, alpha, a, delta, d, p)
-    };
-    if !parallel() {
-        return blocks_last_first((w, a_prev, d_prev, delta_prev), ROW_BLOCK, &leaf);
-    }
-    blocks((w, a_prev, d_prev, delta_prev), ROW_BLOCK, &leaf)
+    })
 }
 
 #[cfg(test)]
