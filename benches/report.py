@@ -316,6 +316,28 @@ def activate_table(res):
 # Issue 2's targets
 
 
+def _openblas_or_faer(p):
+    """The faster of OpenBLAS (fastest core type) and faer in a peer row (`peer_row`)."""
+    return max([x for x in (p["openblas"][0], p["faer"]) if x is not None], default=None)
+
+
+# The kernel targets: label, kernel, the ratio required at a shape, the peers a paired run
+# compares with (the weakest ratio counts), and the figure of a criterion peer row compared
+# with.
+KERNEL_TARGETS = [
+    ("affine ≥ OpenBLAS, faer (1.5× at 128×10)", "affine",
+     lambda s: 1.5 if s == "128x10" else 1.0, ["openblas", "faer"], _openblas_or_faer),
+    ("backward ≥ OpenBLAS, faer (1.5× at 128×10)", "backward",
+     lambda s: 1.5 if s == "128x10" else 1.0, ["openblas", "faer"], _openblas_or_faer),
+    ("rank1_update ≥ 1.2× fastest of OpenBLAS, faer, plain", "rank1_update",
+     lambda s: 1.2, ["openblas", "faer", "plain"], lambda p: p["best_peer"]),
+    ("backward_update ≥ 1.6× fastest pair (1.2× below 256²)", "backward_update",
+     lambda s: 1.2 if s in {"128x10", "64x64"} else 1.6,
+     ["openblas-pair", "faer-pair", "ndarray-pair", "matrixmultiply-pair", "plain-pair"],
+     lambda p: p["best_peer"]),
+]
+
+
 def targets(res):
     rows = []
     summary = []
@@ -354,31 +376,8 @@ def targets(res):
         if results:
             summary.append(f"- {name}: met at {sum(results)} of {len(results)} (type, size) pairs")
 
-    small = {"128x10", "64x64"}
-    gather(
-        "affine ≥ OpenBLAS, faer (1.5× at 128×10)",
-        "affine",
-        lambda s: 1.5 if s == "128x10" else 1.0,
-        lambda p: max([x for x in (p["openblas"][0], p["faer"]) if x is not None], default=None),
-    )
-    gather(
-        "backward ≥ OpenBLAS, faer (1.5× at 128×10)",
-        "backward",
-        lambda s: 1.5 if s == "128x10" else 1.0,
-        lambda p: max([x for x in (p["openblas"][0], p["faer"]) if x is not None], default=None),
-    )
-    gather(
-        "rank1_update ≥ 1.2× fastest of OpenBLAS, faer, plain",
-        "rank1_update",
-        lambda s: 1.2,
-        lambda p: p["best_peer"],
-    )
-    gather(
-        "backward_update ≥ 1.6× fastest pair (1.2× below 256²)",
-        "backward_update",
-        lambda s: 1.2 if s in small else 1.6,
-        lambda p: p["best_peer"],
-    )
+    for label, kernel, need_of, _, versus_of in KERNEL_TARGETS:
+        gather(label, kernel, need_of, versus_of)
     act = []
     for a in ["Sigmoid", "Tanh"]:
         g = f"activate/f32/{a}/4096"
@@ -1047,16 +1046,8 @@ def paired_kernel_targets(pk):
         if met:
             summary.append(f"- {label}: met at {sum(met)} of {len(met)} (type, size) pairs")
 
-    small = {"128x10", "64x64"}
-    gather("affine ≥ OpenBLAS, faer (1.5× at 128×10)", "affine",
-           lambda sh: 1.5 if sh == "128x10" else 1.0, ["openblas", "faer"])
-    gather("backward ≥ OpenBLAS, faer (1.5× at 128×10)", "backward",
-           lambda sh: 1.5 if sh == "128x10" else 1.0, ["openblas", "faer"])
-    gather("rank1_update ≥ 1.2× fastest of OpenBLAS, faer, plain", "rank1_update",
-           lambda sh: 1.2, ["openblas", "faer", "plain"])
-    gather("backward_update ≥ 1.6× fastest pair (1.2× below 256²)", "backward_update",
-           lambda sh: 1.2 if sh in small else 1.6,
-           ["openblas-pair", "faer-pair", "ndarray-pair", "matrixmultiply-pair", "plain-pair"])
+    for label, kernel, need_of, peers, _ in KERNEL_TARGETS:
+        gather(label, kernel, need_of, peers)
     if not rows:
         return "(no paired kernel groups)"
     return (
