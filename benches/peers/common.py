@@ -99,6 +99,19 @@ def parser(desc):
     return p
 
 
+def measure_all(args, make_call, peer, variant, version, threads, **extra):
+    """Times the call `make_call(name, sizes, out, loss, mode, batch)` builds (with the
+    samples per call) for every network and mode asked for; one `record` each."""
+    records = []
+    for name, sizes, out, loss, mode, batch in cases(args):
+        call, rows = make_call(name, sizes, out, loss, mode, batch)
+        rate, rates, iters = measure(call, rows, is_big(sizes))
+        records.append(
+            record(peer, variant, version, threads, name, mode, batch, rate, rates, iters, **extra)
+        )
+    return records
+
+
 def call_of(step, x, t, per_sample):
     """One timed call: `step` on each row of (x, t) in turn (per-sample SGD over the rows),
     or once on the whole batch."""

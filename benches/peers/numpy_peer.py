@@ -82,6 +82,7 @@ def blas_config():
 
 def main():
     args = common.parser(__doc__.splitlines()[0]).parse_args()
+
     def make_call(name, sizes, out, loss, mode, batch):
         rows = common.PER_SAMPLE if mode == "per-sample" else batch
         x, t = common.data(rows, sizes[0], sizes[-1])
@@ -89,30 +90,19 @@ def main():
         step = make_step(params, loss, mode == "batch")
         return common.call_of(step, x, t, mode == "per-sample"), rows
 
-    records = []
     with threadpool_limits(limits=args.threads, user_api="blas"):
         if args.serve:
             common.serve(make_call)
             return
-        blas = blas_config()
-        for name, sizes, out, loss, mode, batch in common.cases(args):
-            call, rows = make_call(name, sizes, out, loss, mode, batch)
-            rate, rates, iters = common.measure(call, rows, common.is_big(sizes))
-            records.append(
-                common.record(
-                    "numpy",
-                    "hand-written backprop",
-                    np.__version__,
-                    args.threads,
-                    name,
-                    mode,
-                    batch,
-                    rate,
-                    rates,
-                    iters,
-                    backend=blas,
-                )
-            )
+        records = common.measure_all(
+            args,
+            make_call,
+            "numpy",
+            "hand-written backprop",
+            np.__version__,
+            args.threads,
+            backend=blas_config(),
+        )
     common.write(records, args.out)
 
 

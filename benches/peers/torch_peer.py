@@ -129,24 +129,15 @@ def main():
         return
     records = []
     for variant in args.variants.split(","):
-        for name, sizes, out, loss, mode, batch in common.cases(args):
-            call, rows = make_call(variant, name, sizes, out, loss, mode, batch)
-            rate, rates, iters = common.measure(call, rows, common.is_big(sizes))
-            records.append(
-                common.record(
-                    "pytorch",
-                    variant,
-                    torch.__version__,
-                    torch.get_num_threads(),
-                    name,
-                    mode,
-                    batch,
-                    rate,
-                    rates,
-                    iters,
-                    backend=backend,
-                )
-            )
+        records += common.measure_all(
+            args,
+            lambda *case: make_call(variant, *case),
+            "pytorch",
+            variant,
+            torch.__version__,
+            torch.get_num_threads(),
+            backend=backend,
+        )
     common.write(records, args.out)
 
 
