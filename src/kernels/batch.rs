@@ -15,12 +15,13 @@
 //! # How
 //! The GEMM is this crate's own (see `batch_body.rs`): one packed B panel of at most 16–32
 //! KiB on the stack, a register tile of MR × NR outputs per level, and the epilogue (bias +
-//! σ + σ', ⊙ D̂, or the β/s accumulate) applied to each tile right after its last FMA. A is
-//! read in place, except the gradient's Âᵀ on wide layers, whose row blocks are packed into
-//! a 96 KiB stack buffer so that the broadcasts read consecutive addresses. Transposes (Âᵀ,
-//! Wᵀ, Δᵀ) are strides or these packing copies, never matrix-sized copies. It allocates
-//! nothing: its only scratch is at most about 130 KiB of stack per call (or per rayon task),
-//! so call the batch kernels from threads with the default 2 MiB stack or more. `matrixmultiply`,
+//! σ + σ', ⊙ D̂, or the β/s accumulate) applied to each tile right after its last FMA. On
+//! wide layers (8 panels or more) A is packed too, a row block at a time into a 288 KiB
+//! stack buffer, so that the broadcasts read consecutive addresses; narrower products read A
+//! in place. Transposes (Âᵀ, Wᵀ, Δᵀ) are strides or these packing copies, never matrix-sized
+//! copies. It allocates nothing: its only scratch is at most about 330 KiB of stack per call
+//! (or per rayon task), so call the batch kernels from threads with the default 2 MiB stack
+//! or more. `matrixmultiply`,
 //! which allocates its packing buffers on every call, is the speed reference in
 //! `benches/batch.rs`. A batch of one never goes through the GEMM: it runs the
 //! per-sample kernels ([`affine`](super::affine) + [`activate`](super::activate),
