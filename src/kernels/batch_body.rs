@@ -1254,6 +1254,24 @@ mod x86_pack {
                 let hb = half * $w;
                 let rows = $nr_eff.saturating_sub(hb).min($w);
                 let mut kb = 0;
+                // Whole blocks of k first, with constant trip counts so that the rows stay in
+                // registers (the dynamic loops below go through the stack; backward product
+                // 1.03–1.05× faster at B = 256, paired A/B).
+                if rows > 0 {
+                    while kb + $w <= $kc {
+                        let mut r = [$zero; $w];
+                        for (i, v) in r.iter_mut().enumerate() {
+                            if i < rows {
+                                *v = $load($src.add((hb + i) * $cs + kb), $w);
+                            }
+                        }
+                        let t = $transpose(r);
+                        for (k, v) in t.iter().enumerate() {
+                            $store($dst.add((kb + k) * NR + hb), *v);
+                        }
+                        kb += $w;
+                    }
+                }
                 while kb < $kc {
                     let kn = ($kc - kb).min($w);
                     let mut r = [$zero; $w];
@@ -1280,6 +1298,21 @@ mod x86_pack {
             while rb < $mr {
                 let rows = ($mr - rb).min($w);
                 let mut kb = 0;
+                // Whole blocks of k first, with constant trip counts so that the rows stay in
+                // registers (the dynamic loops below go through the stack).
+                while kb + $w <= $kc {
+                    let mut r = [$zero; $w];
+                    for (i, v) in r.iter_mut().enumerate() {
+                        if i < rows {
+                            *v = $load($src.add((rb + i) * $rs + kb), $w);
+                        }
+                    }
+                    let t = $transpose(r);
+                    for (k, v) in t.iter().enumerate() {
+                        $store($dst.add((kb + k) * $mr + rb), *v, rows);
+                    }
+                    kb += $w;
+                }
                 while kb < $kc {
                     let kn = ($kc - kb).min($w);
                     let mut r = [$zero; $w];
