@@ -774,6 +774,37 @@ pub(crate) enum MathFn {
     Tanh,
 }
 
+/// Σ |x_i| over `len` elements in T: four vector chains, a one-vector tail, the lanes summed
+/// at the end. ±∞ or NaN when an element is not finite (or the sum overflows T), so a finite
+/// result proves every element finite.
+///
+/// # Safety
+/// `x` is valid for `len` elements; the CPU supports `V`'s level.
+#[inline(always)]
+pub(crate) unsafe fn sum_abs<T: Scalar, V: Vector<T>>(x: *const T, len: usize) -> T {
+    const NV: usize = 4;
+    let step = NV * V::LANES;
+    // SAFETY: every load reads below len (the last through `load_partial`).
+    unsafe {
+        let mut acc = [splat::<T, V>(0.0); NV];
+        let mut i = 0;
+        while i + step <= len {
+            for (v, a) in acc.iter_mut().enumerate() {
+                *a = a.add(V::load(x.add(i + v * V::LANES)).abs());
+            }
+            i += step;
+        }
+        while i + V::LANES <= len {
+            acc[0] = acc[0].add(V::load(x.add(i)).abs());
+            i += V::LANES;
+        }
+        if i < len {
+            acc[1] = acc[1].add(V::load_partial(x.add(i), len - i).abs());
+        }
+        acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum()
+    }
+}
+
 /// out = f(x) element-wise.
 ///
 /// # Safety

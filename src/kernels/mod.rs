@@ -140,6 +140,14 @@ impl KernelSet {
         self.level
     }
 
+    /// Σ |v_i| in T (see `body::sum_abs`): the network's input checks and step bounds.
+    #[inline]
+    pub(crate) fn sum_abs<T: Scalar>(&self, v: &[T]) -> T {
+        let t = table::get::<T>(self.level);
+        // SAFETY: the slice is valid for its length; the level is supported (`new`).
+        unsafe { (t.sum_abs)(v.as_ptr(), v.len()) }
+    }
+
     /// n = Wᵀ â + b. See [`affine`].
     pub fn affine<T: Scalar>(
         &self,

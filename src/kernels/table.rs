@@ -19,6 +19,7 @@ pub struct Table<T> {
         unsafe fn(*mut T, usize, usize, usize, T, *const T, *const T, *const T, *mut T),
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) math: unsafe fn(MathFn, *const T, *mut T, usize),
+    pub(crate) sum_abs: unsafe fn(*const T, usize) -> T,
     /// The minibatch entry points (`batch_body.rs`).
     pub(crate) batch: super::batch_body::BatchTable<T>,
 }
@@ -79,10 +80,17 @@ macro_rules! level_table {
                 unsafe { body::math::<$t, $v>(f, x, out, len) }
             }
 
+            $(#[$attr])*
+            unsafe fn sum_abs(x: *const $t, len: usize) -> $t {
+                // SAFETY: the table's contract is the body's.
+                unsafe { body::sum_abs::<$t, $v>(x, len) }
+            }
+
             crate::kernels::batch_body::batch_fns!($t, $v $(, #[$attr])*);
 
             pub(crate) static TABLE: Table<$t> = Table {
-                affine, activate, rank1_update, backward, backward_update, math, batch: BATCH,
+                affine, activate, rank1_update, backward, backward_update, math, sum_abs,
+                batch: BATCH,
             };
         }
     };

@@ -541,6 +541,57 @@ fn check_nan_in_nan_out<T: Float>() -> Result<(), Error> {
     Ok(())
 }
 
+/// `sum_abs` on every level against Σ |x| in f64 (within the γ_n bound of the sum), for
+/// lengths around every level's 4-vector step and its tails; a NaN or ±∞ anywhere makes it
+/// NaN or +∞; an overflowing sum of finite elements is +∞ (the callers then look closer).
+fn check_sum_abs<T: Float>() {
+    let eps = if size_of::<T>() == 4 {
+        f64::from(f32::EPSILON)
+    } else {
+        f64::EPSILON
+    };
+    let mut lens: Vec<usize> = (0..=70).collect();
+    lens.extend([127, 128, 129, 1000, 4099]);
+    for level in simd::available() {
+        let sum = |x: &[T]| {
+            // SAFETY: `x` is valid for its length; the level is available.
+            unsafe { (table::get::<T>(level).sum_abs)(x.as_ptr(), x.len()) }
+        };
+        for &len in &lens {
+            let x: Vec<T> = (0..len)
+                .map(|i| T::from_f64(((i * 7919 % 1000) as f64 - 500.0) / 37.0))
+                .collect();
+            let want: f64 = x.iter().map(|v| v.to_f64().abs()).sum();
+            let got = sum(&x).to_f64();
+            let tol = (len as f64) * eps * want + f64::MIN_POSITIVE;
+            assert!(
+                (got - want).abs() <= tol,
+                "{level} len {len}: {got:e}, want {want:e} ± {tol:e}"
+            );
+            for (at, bad, is) in [
+                (len / 2, f64::NAN, f64::is_nan as fn(f64) -> bool),
+                (len.saturating_sub(1), f64::NEG_INFINITY, |v: f64| {
+                    v == f64::INFINITY
+                }),
+            ] {
+                if len == 0 {
+                    continue;
+                }
+                let mut y = x.clone();
+                y[at] = T::from_f64(bad);
+                let got = sum(&y).to_f64();
+                assert!(is(got), "{level} len {len}, {bad} at {at}: {got}");
+            }
+        }
+        let max = T::from_bits64(T::MAX_BITS);
+        assert_eq!(
+            sum(&[max, max]).to_f64(),
+            f64::INFINITY,
+            "{level}: overflow"
+        );
+    }
+}
+
 fn check_finite_in_finite_out<T: Float>() -> Result<(), Error> {
     let max = T::from_bits64(T::MAX_BITS).to_f64();
     for level in simd::available() {
@@ -701,6 +752,11 @@ macro_rules! accuracy_tests {
             #[test]
             fn no_finite_input_gives_nan_or_infinity_in_any_activation() -> Result<(), Error> {
                 check_finite_in_finite_out::<$t>()
+            }
+
+            #[test]
+            fn sum_abs_matches_the_f64_sum_and_propagates_nan_and_infinity() {
+                check_sum_abs::<$t>()
             }
         }
     };

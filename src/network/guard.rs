@@ -27,6 +27,7 @@
 //! pass over x (and over the hidden activations of unbounded σ) per step, and no allocation.
 
 use crate::activation::Activation;
+use crate::kernels::KernelSet;
 use crate::matrix::MatRef;
 use crate::scalar::Scalar;
 
@@ -92,23 +93,12 @@ pub(crate) fn max_abs<T: Scalar>(v: &[T]) -> f64 {
     m.iter().fold(0.0f64, |acc, &e| acc.max(e.to_f64()))
 }
 
-/// Σ |v| in T, converted to `f64`: an upper bound on max |v| in one vectorised pass (eight
-/// independent sums), ±∞ or NaN if an element is not finite or the sum overflows T — and
-/// then every bound built on it fails.
+/// Σ |v| in T, converted to `f64`: an upper bound on max |v| in one pass of the active SIMD
+/// level's kernel, ±∞ or NaN if an element is not finite or the sum overflows T — and then
+/// every bound built on it fails.
 #[inline]
 pub(crate) fn sum_abs<T: Scalar>(v: &[T]) -> f64 {
-    let mut acc = [T::ZERO; 8];
-    let mut chunks = v.chunks_exact(8);
-    for c in &mut chunks {
-        for (a, &e) in acc.iter_mut().zip(c) {
-            *a += e.abs();
-        }
-    }
-    let mut s = chunks.remainder().iter().fold(T::ZERO, |s, &e| s + e.abs());
-    for a in acc {
-        s += a;
-    }
-    s.to_f64()
+    KernelSet::active().sum_abs(v).to_f64()
 }
 
 /// [`sum_abs`] over the view's rows (an upper bound on max |m|).

@@ -2,6 +2,7 @@
 
 use crate::activation::Activation;
 use crate::error::{Error, check_len};
+use crate::kernels::KernelSet;
 use crate::matrix::{MatRef, Matrix};
 use crate::scalar::Scalar;
 
@@ -94,8 +95,10 @@ impl<T: Scalar> std::fmt::Debug for Layer<T> {
 
 /// `Err(NonFiniteElement)` at the first NaN or ∞ of `v`.
 pub(crate) fn check_finite<T: Scalar>(arg: &'static str, v: &[T]) -> Result<(), Error> {
-    // The common case in one branch-free (vectorisable) pass; the position only on failure.
-    if v.iter().fold(true, |ok, e| ok & e.is_finite()) {
+    // The common case in one pass of the SIMD level's Σ |v| (finite only if every element
+    // is); the position only when it is not (an overflowing sum of finite elements then
+    // passes below).
+    if KernelSet::active().sum_abs(v).is_finite() {
         return Ok(());
     }
     match v.iter().position(|e| !e.is_finite()) {
