@@ -945,12 +945,15 @@ def paired_section(pk, when, pt):
             "(no paired runs: `cargo bench --features bench-peers --bench peers -- --paired` "
             "and `python benches/peers/paired.py`)"
         )
+    train_rounds = "/".join(
+        str(n) for n in sorted({r.get("rounds") for r in (pt or {}).get("records", [])} - {None})
+    ) or "7"
     out = [
         "On this shared machine a neighbour's load comes and goes within seconds, so figures "
         "taken a minute apart (criterion's groups run one after the other) can differ by a "
         "third for the same code. The paired runs interleave deltaprop with each peer: every "
         "round runs each contender in turn for a few milliseconds (kernels; 25 rounds) or a "
-        "fraction of a second (training; 7 rounds), and the ratio within each round cancels "
+        f"fraction of a second (training; {train_rounds} rounds), and the ratio within each round cancels "
         "most of the load both saw. Each figure is deltaprop's speed over the peer's: the "
         "median ratio over the rounds, with its quartiles in parentheses. OpenBLAS counts at "
         "the core type that did best (Debian's build picks `Prescott` on this CPU by itself; "
