@@ -278,3 +278,30 @@ fn a_finite_loss_whose_update_overflows_is_diverged_and_not_taken() {
     net.train_sample(&[1e15], &[0.0], 1e-3).unwrap();
     assert!(all_finite(&net) && bits(&net) != before);
 }
+
+/// Finite inputs whose Σ |x| overflows: every element is finite, so the input checks pass
+/// (the sum they compute for the step guard is +∞, which only sends the step down the checked
+/// path). The step then either trains with finite weights or is `Diverged` and not taken —
+/// never `NonFiniteElement`.
+#[test]
+fn inputs_whose_sum_of_magnitudes_overflows_are_accepted() {
+    let big = f32::MAX / 2.0;
+    for lr in [1e-30f32, 1e-3] {
+        let w = deltaprop::Matrix::from_row_major(4, 1, &[1e-30f32, 0.0, 0.0, 0.0]).unwrap();
+        let layer = deltaprop::Layer::new(w, vec![0.0], Activation::Sigmoid).unwrap();
+        let mut net = Network::new(vec![layer], Loss::SquaredError).unwrap();
+        // Row 0 sums to 2·MAX (+∞ in f32); row 1 is ordinary.
+        let x = [big, big, big, big, 0.5, 0.5, 0.5, 0.5];
+        let xb = MatRef::from_slice(&x, 2, 4, 4).unwrap();
+        let tb = MatRef::from_slice(&[1.0f32, 0.0], 2, 1, 1).unwrap();
+        let before = bits(&net);
+        let mut tally = Tally::default();
+        let result = net.train_batch(xb, tb, lr);
+        assert!(
+            !matches!(result, Err(Error::NonFiniteElement { .. })),
+            "lr {lr}: finite inputs rejected: {result:?}"
+        );
+        tally.record("train_batch", &net, &before, result);
+        assert_eq!(tally.ok + tally.diverged, 1, "lr {lr}: {tally:?}");
+    }
+}

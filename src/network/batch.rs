@@ -101,16 +101,18 @@ impl<T: Scalar> Network<T> {
     pub fn train_batch(&mut self, x: MatRef<'_, T>, t: MatRef<'_, T>, lr: T) -> Result<T, Error> {
         let _ftz = self.ftz();
         check_lr(lr)?;
-        self.check_batch(x, t)?;
-        self.train_batch_unchecked(x, t, lr)
+        let x_sum = self.check_batch(x, t)?;
+        self.train_batch_unchecked(x, t, lr, Some(x_sum))
     }
 
-    /// `train_batch` on checked arguments.
+    /// `train_batch` on checked arguments; `x_sum` is Σ |x| if the checks computed it (x is
+    /// then read once for both, rather than again for the step guard).
     pub(crate) fn train_batch_unchecked(
         &mut self,
         x: MatRef<'_, T>,
         t: MatRef<'_, T>,
         lr: T,
+        x_sum: Option<f64>,
     ) -> Result<T, Error> {
         if x.rows() == 1 {
             let psi = self.forward_delta(x.row(0), t.row(0))?;
@@ -127,7 +129,10 @@ impl<T: Scalar> Network<T> {
             let layers = &self.layers;
             self.guard
                 .plan_backward(layers, lr, rows, d_out, |k| match k {
-                    0 => guard::Below::Batch(x, None),
+                    0 => match x_sum {
+                        Some(s) => guard::Below::BatchInput(s),
+                        None => guard::Below::Batch(x, None),
+                    },
                     _ => {
                         let p = &ws[k - 1];
                         guard::Below::Batch(view(p, &p.a), Some((view(p, &p.d), layers[k - 1].act)))

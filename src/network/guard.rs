@@ -101,7 +101,8 @@ pub(crate) fn sum_abs<T: Scalar>(v: &[T]) -> f64 {
     KernelSet::active().sum_abs(v).to_f64()
 }
 
-/// [`sum_abs`] over the view's rows (an upper bound on max |m|).
+/// [`sum_abs`] over the view's rows (an upper bound on max |m|), summed in `f64` in row
+/// order.
 pub(crate) fn sum_abs_rows<T: Scalar>(m: MatRef<'_, T>) -> f64 {
     (0..m.rows()).map(|r| sum_abs(m.row(r))).sum()
 }
@@ -161,6 +162,9 @@ pub(crate) enum Below<'a, T: Scalar> {
     Sample(&'a [T], Option<(&'a [T], Activation)>),
     /// A batch: Â and D̂.
     Batch(MatRef<'a, T>, Option<(MatRef<'a, T>, Activation)>),
+    /// A batch's input X (no σ̂' below the first layer), by its [`sum_abs_rows`], already
+    /// known from the input checks.
+    BatchInput(f64),
 }
 
 impl<T: Scalar> Below<'_, T> {
@@ -171,9 +175,10 @@ impl<T: Scalar> Below<'_, T> {
             (Some(bound), _) => bound,
             (None, Below::Sample(a, _)) => sum_abs(a),
             (None, Below::Batch(a, _)) => sum_abs_rows(*a),
+            (None, Below::BatchInput(s)) => *s,
         };
         let p = match self {
-            Below::Sample(_, None) | Below::Batch(_, None) => 0.0,
+            Below::Sample(_, None) | Below::Batch(_, None) | Below::BatchInput(_) => 0.0,
             Below::Sample(_, Some((d, act))) => {
                 derivative_bound(*act).unwrap_or_else(|| sum_abs(d))
             }

@@ -366,8 +366,9 @@ impl<T: Scalar> Network<T> {
         Ok(())
     }
 
-    /// Checks a batch: B ≥ 1 rows in both, the right columns, finite elements.
-    fn check_batch(&self, x: MatRef<'_, T>, t: MatRef<'_, T>) -> Result<(), Error> {
+    /// Checks a batch: B ≥ 1 rows in both, the right columns, finite elements. Returns
+    /// Σ |x| (see `check_finite_matrix`), which the step guard reuses.
+    fn check_batch(&self, x: MatRef<'_, T>, t: MatRef<'_, T>) -> Result<f64, Error> {
         if x.rows() == 0 {
             return Err(Error::EmptyBatch { arg: "x" });
         }
@@ -384,14 +385,14 @@ impl<T: Scalar> Network<T> {
             "the network's outputs (columns of t)",
         )?;
         check_len("t", t.rows(), x.rows(), "the rows of x (the batch size)")?;
-        check_finite_matrix("x", x)?;
+        let x_sum = check_finite_matrix("x", x)?;
         check_finite_matrix("t", t)?;
         if self.loss == Loss::CrossEntropy {
             for r in 0..t.rows() {
                 loss::check_targets("t", Some(r), t.row(r))?;
             }
         }
-        Ok(())
+        Ok(x_sum)
     }
 }
 

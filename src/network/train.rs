@@ -144,7 +144,7 @@ impl<T: Scalar> Network<T> {
                 let b = chunk.len();
                 let step = MatRef::from_slice(&gx, b, h, h).and_then(|xb| {
                     let tb = MatRef::from_slice(&gt, b, l, l)?;
-                    self.train_batch_unchecked(xb, tb, lr)
+                    self.train_batch_unchecked(xb, tb, lr, None)
                 });
                 match step {
                     Ok(psi) => sum += psi.to_f64() * b as f64,
@@ -178,7 +178,7 @@ impl<T: Scalar> Network<T> {
                 layer: None,
             });
         }
-        self.check_batch(x, t)
+        self.check_batch(x, t).map(|_| ())
     }
 
     /// `epochs` epochs of [`train_epoch`](Self::train_epoch) (epoch indices 0, 1, …),
