@@ -1243,16 +1243,21 @@ pub(crate) use batch_fns;
 mod x86_pack {
     use std::arch::x86_64::*;
 
-    /// Runs `$transpose` over the panel: `$w` lanes, `$load(ptr, k)` loads k ≤ $w elements
-    /// (the rest zero), `$zero` is a zero vector, `$store(ptr, v)` stores a vector. Functions,
-    /// not closures: a closure would be compiled without the level's target features.
-    macro_rules! transposing_pack {
-        ($src:ident, $cs:ident, $kc:ident, $nr_eff:ident, $dst:ident, $w:literal,
-         $load:path, $zero:expr, $store:path, $transpose:ident) => {{
-            const NR: usize = 2 * $w;
-            for half in 0..2 {
-                let hb = half * $w;
-                let rows = $nr_eff.saturating_sub(hb).min($w);
+    /// Transposes `$valid` rows of a source (row i at `$src + i·$stride`, `$kc` values each)
+    /// into `$kc` output rows of `$width` values at `$dst`: value i of output row k is source
+    /// row i's k-th, and the values of rows `$valid .. $width` are zero. Rows go in groups of
+    /// `$w`, k `$w` values at a time through `$transpose`; `$load(ptr, k)` loads k ≤ `$w`
+    /// elements (the rest zero), `$zero` is a zero vector, `$store(ptr, v)` stores a vector
+    /// and `$store_part(ptr, v, lanes)` its first lanes. Functions, not closures: a closure
+    /// would be compiled without the level's target features.
+    macro_rules! transposing {
+        ($src:ident, $stride:ident, $kc:ident, $valid:expr, $width:expr, $dst:ident, $w:literal,
+         $load:path, $zero:expr, $store:path, $store_part:path, $transpose:ident) => {{
+            let (valid, width) = ($valid, $width);
+            let mut rb = 0;
+            while rb < width {
+                let rows = valid.saturating_sub(rb).min($w);
+                let lanes = (width - rb).min($w);
                 let mut kb = 0;
                 // Whole blocks of k first, with constant trip counts so that the rows stay in
                 // registers (the dynamic loops below go through the stack; backward product
@@ -1262,12 +1267,17 @@ mod x86_pack {
                         let mut r = [$zero; $w];
                         for (i, v) in r.iter_mut().enumerate() {
                             if i < rows {
-                                *v = $load($src.add((hb + i) * $cs + kb), $w);
+                                *v = $load($src.add((rb + i) * $stride + kb), $w);
                             }
                         }
                         let t = $transpose(r);
                         for (k, v) in t.iter().enumerate() {
-                            $store($dst.add((kb + k) * NR + hb), *v);
+                            let p = $dst.add((kb + k) * width + rb);
+                            if lanes == $w {
+                                $store(p, *v)
+                            } else {
+                                $store_part(p, *v, lanes)
+                            }
                         }
                         kb += $w;
                     }
@@ -1276,58 +1286,98 @@ mod x86_pack {
                     let kn = ($kc - kb).min($w);
                     let mut r = [$zero; $w];
                     for (i, v) in r.iter_mut().enumerate().take(rows) {
-                        *v = $load($src.add((hb + i) * $cs + kb), kn);
+                        *v = $load($src.add((rb + i) * $stride + kb), kn);
                     }
                     let t = if rows == 0 { r } else { $transpose(r) };
                     for (k, v) in t.iter().enumerate().take(kn) {
-                        $store($dst.add((kb + k) * NR + hb), *v);
-                    }
-                    kb += $w;
-                }
-            }
-        }};
-    }
-
-    /// Runs `$transpose` over the `mr` rows of a row-major A (see `Tiling::pack_rows`): rows
-    /// in groups of `$w`, `$w` values of k at a time; `$load` as above, `$store(ptr, v,
-    /// lanes)` stores the first `lanes` lanes of `v`.
-    macro_rules! transposing_rows {
-        ($src:ident, $rs:ident, $kc:ident, $mr:ident, $dst:ident, $w:literal,
-         $load:path, $zero:expr, $store:path, $transpose:ident) => {{
-            let mut rb = 0;
-            while rb < $mr {
-                let rows = ($mr - rb).min($w);
-                let mut kb = 0;
-                // Whole blocks of k first, with constant trip counts so that the rows stay in
-                // registers (the dynamic loops below go through the stack).
-                while kb + $w <= $kc {
-                    let mut r = [$zero; $w];
-                    for (i, v) in r.iter_mut().enumerate() {
-                        if i < rows {
-                            *v = $load($src.add((rb + i) * $rs + kb), $w);
+                        let p = $dst.add((kb + k) * width + rb);
+                        if lanes == $w {
+                            $store(p, *v)
+                        } else {
+                            $store_part(p, *v, lanes)
                         }
-                    }
-                    let t = $transpose(r);
-                    for (k, v) in t.iter().enumerate() {
-                        $store($dst.add((kb + k) * $mr + rb), *v, rows);
-                    }
-                    kb += $w;
-                }
-                while kb < $kc {
-                    let kn = ($kc - kb).min($w);
-                    let mut r = [$zero; $w];
-                    for (i, v) in r.iter_mut().enumerate().take(rows) {
-                        *v = $load($src.add((rb + i) * $rs + kb), kn);
-                    }
-                    let t = $transpose(r);
-                    for (k, v) in t.iter().enumerate().take(kn) {
-                        $store($dst.add((kb + k) * $mr + rb), *v, rows);
                     }
                     kb += $w;
                 }
                 rb += $w;
             }
         }};
+    }
+
+    /// Defines the two transposing packers of one level through `transposing!`: `$pack`
+    /// (`Tiling::pack_transposed`: NR = 2 · `$w` values per k, zero past `nr_eff`) and `$rows`
+    /// (`Tiling::pack_rows`: `mr` values per k), for element type `$t` with the level's
+    /// `$load`, zero vector, `$store`, partial `$store_part` and `$transpose`; `$level` and
+    /// `$feature` name the level in their docs.
+    macro_rules! level_packers {
+        ($level:literal, $feature:literal, $pack:ident, $rows:ident, $t:ty, $w:literal,
+         $load:path, $zero:expr, $store:path, $store_part:path, $transpose:ident) => {
+            #[doc = concat!("The transposing pack at ", $level, " (NR = 2 · ", stringify!($w), ").")]
+            ///
+            /// # Safety
+            #[doc = concat!($feature, "; `src + jj·cs + k` readable for jj < nr_eff, k < kc.")]
+            /// `dst` holds kc · NR.
+            #[inline(always)]
+            pub(super) unsafe fn $pack(
+                src: *const $t,
+                cs: usize,
+                kc: usize,
+                nr_eff: usize,
+                dst: *mut $t,
+            ) {
+                // SAFETY: masked loads read only k < kc of rows < nr_eff; stores write rows
+                // < kc of the panel.
+                unsafe {
+                    transposing!(
+                        src,
+                        cs,
+                        kc,
+                        nr_eff,
+                        2 * $w,
+                        dst,
+                        $w,
+                        $load,
+                        $zero,
+                        $store,
+                        $store_part,
+                        $transpose
+                    )
+                }
+            }
+
+            #[doc = concat!("The row-major A packer at ", $level, " (`Tiling::pack_rows`).")]
+            ///
+            /// # Safety
+            #[doc = concat!($feature, "; `src + i·rs + k` readable for i < mr, k < kc.")]
+            /// `dst` holds kc · mr.
+            #[inline(always)]
+            pub(super) unsafe fn $rows(
+                src: *const $t,
+                rs: usize,
+                kc: usize,
+                mr: usize,
+                dst: *mut $t,
+            ) {
+                // SAFETY: masked loads read only k < kc of rows < mr; stores write mr values
+                // per k < kc.
+                unsafe {
+                    transposing!(
+                        src,
+                        rs,
+                        kc,
+                        mr,
+                        mr,
+                        dst,
+                        $w,
+                        $load,
+                        $zero,
+                        $store,
+                        $store_part,
+                        $transpose
+                    )
+                }
+            }
+        };
     }
 
     // ------------------------------------------------------------------ AVX-512, f32
@@ -1381,35 +1431,6 @@ mod x86_pack {
         unsafe { _mm512_maskz_loadu_ps(((1u32 << k) - 1) as u16, p) }
     }
 
-    /// The transposing pack at AVX-512, f32 (NR = 32).
-    ///
-    /// # Safety
-    /// AVX-512F; `src + jj·cs + k` readable for jj < nr_eff, k < kc; `dst` holds kc · 32.
-    #[inline(always)]
-    pub(super) unsafe fn avx512_f32(
-        src: *const f32,
-        cs: usize,
-        kc: usize,
-        nr_eff: usize,
-        dst: *mut f32,
-    ) {
-        // SAFETY: masked loads read only k < kc; stores write rows < kc of the panel.
-        unsafe {
-            transposing_pack!(
-                src,
-                cs,
-                kc,
-                nr_eff,
-                dst,
-                16,
-                load16,
-                _mm512_setzero_ps(),
-                _mm512_storeu_ps,
-                transpose_16x16
-            )
-        }
-    }
-
     /// The first `lanes` lanes of `v` to `p`.
     #[inline(always)]
     unsafe fn store16(p: *mut f32, v: __m512, lanes: usize) {
@@ -1417,35 +1438,19 @@ mod x86_pack {
         unsafe { _mm512_mask_storeu_ps(p, ((1u32 << lanes) - 1) as u16, v) }
     }
 
-    /// The row-major A packer at AVX-512, f32 (`Tiling::pack_rows`).
-    ///
-    /// # Safety
-    /// AVX-512F; `src + i·rs + k` readable for i < mr, k < kc; `dst` holds kc · mr.
-    #[inline(always)]
-    pub(super) unsafe fn avx512_f32_rows(
-        src: *const f32,
-        rs: usize,
-        kc: usize,
-        mr: usize,
-        dst: *mut f32,
-    ) {
-        // SAFETY: masked loads read only k < kc of rows < mr; masked stores write mr values
-        // per k < kc.
-        unsafe {
-            transposing_rows!(
-                src,
-                rs,
-                kc,
-                mr,
-                dst,
-                16,
-                load16,
-                _mm512_setzero_ps(),
-                store16,
-                transpose_16x16
-            )
-        }
-    }
+    level_packers!(
+        "AVX-512, f32",
+        "AVX-512F",
+        avx512_f32,
+        avx512_f32_rows,
+        f32,
+        16,
+        load16,
+        _mm512_setzero_ps(),
+        _mm512_storeu_ps,
+        store16,
+        transpose_16x16
+    );
 
     // ------------------------------------------------------------------ AVX-512, f64
 
@@ -1483,35 +1488,6 @@ mod x86_pack {
         unsafe { _mm512_maskz_loadu_pd(((1u32 << k) - 1) as u8, p) }
     }
 
-    /// The transposing pack at AVX-512, f64 (NR = 16).
-    ///
-    /// # Safety
-    /// AVX-512F; `src + jj·cs + k` readable for jj < nr_eff, k < kc; `dst` holds kc · 16.
-    #[inline(always)]
-    pub(super) unsafe fn avx512_f64(
-        src: *const f64,
-        cs: usize,
-        kc: usize,
-        nr_eff: usize,
-        dst: *mut f64,
-    ) {
-        // SAFETY: masked loads read only k < kc; stores write rows < kc of the panel.
-        unsafe {
-            transposing_pack!(
-                src,
-                cs,
-                kc,
-                nr_eff,
-                dst,
-                8,
-                load8d,
-                _mm512_setzero_pd(),
-                _mm512_storeu_pd,
-                transpose_8x8d
-            )
-        }
-    }
-
     /// The first `lanes` lanes of `v` to `p`.
     #[inline(always)]
     unsafe fn store8d(p: *mut f64, v: __m512d, lanes: usize) {
@@ -1519,35 +1495,19 @@ mod x86_pack {
         unsafe { _mm512_mask_storeu_pd(p, ((1u32 << lanes) - 1) as u8, v) }
     }
 
-    /// The row-major A packer at AVX-512, f64 (`Tiling::pack_rows`).
-    ///
-    /// # Safety
-    /// AVX-512F; `src + i·rs + k` readable for i < mr, k < kc; `dst` holds kc · mr.
-    #[inline(always)]
-    pub(super) unsafe fn avx512_f64_rows(
-        src: *const f64,
-        rs: usize,
-        kc: usize,
-        mr: usize,
-        dst: *mut f64,
-    ) {
-        // SAFETY: masked loads read only k < kc of rows < mr; masked stores write mr values
-        // per k < kc.
-        unsafe {
-            transposing_rows!(
-                src,
-                rs,
-                kc,
-                mr,
-                dst,
-                8,
-                load8d,
-                _mm512_setzero_pd(),
-                store8d,
-                transpose_8x8d
-            )
-        }
-    }
+    level_packers!(
+        "AVX-512, f64",
+        "AVX-512F",
+        avx512_f64,
+        avx512_f64_rows,
+        f64,
+        8,
+        load8d,
+        _mm512_setzero_pd(),
+        _mm512_storeu_pd,
+        store8d,
+        transpose_8x8d
+    );
 
     // ------------------------------------------------------------------ AVX2, f32
 
@@ -1599,35 +1559,6 @@ mod x86_pack {
         unsafe { _mm256_maskload_ps(p, mask8(k)) }
     }
 
-    /// The transposing pack at AVX2, f32 (NR = 16).
-    ///
-    /// # Safety
-    /// AVX2; `src + jj·cs + k` readable for jj < nr_eff, k < kc; `dst` holds kc · 16.
-    #[inline(always)]
-    pub(super) unsafe fn avx2_f32(
-        src: *const f32,
-        cs: usize,
-        kc: usize,
-        nr_eff: usize,
-        dst: *mut f32,
-    ) {
-        // SAFETY: masked loads read only k < kc; stores write rows < kc of the panel.
-        unsafe {
-            transposing_pack!(
-                src,
-                cs,
-                kc,
-                nr_eff,
-                dst,
-                8,
-                load8,
-                _mm256_setzero_ps(),
-                _mm256_storeu_ps,
-                transpose_8x8
-            )
-        }
-    }
-
     /// The first `lanes` lanes of `v` to `p`.
     #[inline(always)]
     unsafe fn store8(p: *mut f32, v: __m256, lanes: usize) {
@@ -1635,35 +1566,19 @@ mod x86_pack {
         unsafe { _mm256_maskstore_ps(p, mask8(lanes), v) }
     }
 
-    /// The row-major A packer at AVX2, f32 (`Tiling::pack_rows`).
-    ///
-    /// # Safety
-    /// AVX2; `src + i·rs + k` readable for i < mr, k < kc; `dst` holds kc · mr.
-    #[inline(always)]
-    pub(super) unsafe fn avx2_f32_rows(
-        src: *const f32,
-        rs: usize,
-        kc: usize,
-        mr: usize,
-        dst: *mut f32,
-    ) {
-        // SAFETY: masked loads read only k < kc of rows < mr; masked stores write mr values
-        // per k < kc.
-        unsafe {
-            transposing_rows!(
-                src,
-                rs,
-                kc,
-                mr,
-                dst,
-                8,
-                load8,
-                _mm256_setzero_ps(),
-                store8,
-                transpose_8x8
-            )
-        }
-    }
+    level_packers!(
+        "AVX2, f32",
+        "AVX2",
+        avx2_f32,
+        avx2_f32_rows,
+        f32,
+        8,
+        load8,
+        _mm256_setzero_ps(),
+        _mm256_storeu_ps,
+        store8,
+        transpose_8x8
+    );
 
     // ------------------------------------------------------------------ AVX2, f64
 
@@ -1701,35 +1616,6 @@ mod x86_pack {
         unsafe { _mm256_maskload_pd(p, mask4(k)) }
     }
 
-    /// The transposing pack at AVX2, f64 (NR = 8).
-    ///
-    /// # Safety
-    /// AVX2; `src + jj·cs + k` readable for jj < nr_eff, k < kc; `dst` holds kc · 8.
-    #[inline(always)]
-    pub(super) unsafe fn avx2_f64(
-        src: *const f64,
-        cs: usize,
-        kc: usize,
-        nr_eff: usize,
-        dst: *mut f64,
-    ) {
-        // SAFETY: masked loads read only k < kc; stores write rows < kc of the panel.
-        unsafe {
-            transposing_pack!(
-                src,
-                cs,
-                kc,
-                nr_eff,
-                dst,
-                4,
-                load4d,
-                _mm256_setzero_pd(),
-                _mm256_storeu_pd,
-                transpose_4x4d
-            )
-        }
-    }
-
     /// The first `lanes` lanes of `v` to `p`.
     #[inline(always)]
     unsafe fn store4d(p: *mut f64, v: __m256d, lanes: usize) {
@@ -1737,33 +1623,17 @@ mod x86_pack {
         unsafe { _mm256_maskstore_pd(p, mask4(lanes), v) }
     }
 
-    /// The row-major A packer at AVX2, f64 (`Tiling::pack_rows`).
-    ///
-    /// # Safety
-    /// AVX2; `src + i·rs + k` readable for i < mr, k < kc; `dst` holds kc · mr.
-    #[inline(always)]
-    pub(super) unsafe fn avx2_f64_rows(
-        src: *const f64,
-        rs: usize,
-        kc: usize,
-        mr: usize,
-        dst: *mut f64,
-    ) {
-        // SAFETY: masked loads read only k < kc of rows < mr; masked stores write mr values
-        // per k < kc.
-        unsafe {
-            transposing_rows!(
-                src,
-                rs,
-                kc,
-                mr,
-                dst,
-                4,
-                load4d,
-                _mm256_setzero_pd(),
-                store4d,
-                transpose_4x4d
-            )
-        }
-    }
+    level_packers!(
+        "AVX2, f64",
+        "AVX2",
+        avx2_f64,
+        avx2_f64_rows,
+        f64,
+        4,
+        load4d,
+        _mm256_setzero_pd(),
+        _mm256_storeu_pd,
+        store4d,
+        transpose_4x4d
+    );
 }

@@ -2,9 +2,10 @@
 
 use crate::activation::Activation;
 use crate::error::{Error, check_len};
-use crate::kernels::KernelSet;
 use crate::matrix::{MatRef, Matrix};
 use crate::scalar::Scalar;
+
+use super::guard;
 
 /// One dense layer with H inputs and L outputs: n = Wᵀâ + b, a = σ(n).
 ///
@@ -95,49 +96,43 @@ impl<T: Scalar> std::fmt::Debug for Layer<T> {
 
 /// `Err(NonFiniteElement)` at the first NaN or ∞ of `v`.
 pub(crate) fn check_finite<T: Scalar>(arg: &'static str, v: &[T]) -> Result<(), Error> {
-    sum_abs_checked(arg, v).map(|_| ())
-}
-
-/// Σ |v| in T, converted to `f64` (as [`guard::sum_abs`](super::guard::sum_abs) gives it),
-/// or `Err(NonFiniteElement)` at the first NaN or ∞ of `v`.
-fn sum_abs_checked<T: Scalar>(arg: &'static str, v: &[T]) -> Result<f64, Error> {
-    // The common case in one pass of the SIMD level's Σ |v| (finite only if every element
-    // is); the position only when it is not (an overflowing sum of finite elements then
-    // passes below, and the sum is +∞).
-    let sum = KernelSet::active().sum_abs(v);
-    if sum.is_finite() {
-        return Ok(sum.to_f64());
-    }
-    match v.iter().position(|e| !e.is_finite()) {
-        None => Ok(sum.to_f64()),
-        Some(index) => Err(Error::NonFiniteElement {
+    sum_abs_checked(v)
+        .map(|_| ())
+        .map_err(|index| Error::NonFiniteElement {
             arg,
             row: None,
             index,
-        }),
+        })
+}
+
+/// [`guard::sum_abs`] of `v`, or the position of its first NaN or ∞.
+fn sum_abs_checked<T: Scalar>(v: &[T]) -> Result<f64, usize> {
+    // The common case in one pass of the SIMD level's Σ |v| (finite only if every element
+    // is); the position only when it is not (an overflowing sum of finite elements then
+    // passes below, and the sum is +∞).
+    let sum = guard::sum_abs(v);
+    if sum.is_finite() {
+        return Ok(sum);
+    }
+    match v.iter().position(|e| !e.is_finite()) {
+        None => Ok(sum),
+        Some(index) => Err(index),
     }
 }
 
 /// `Err(NonFiniteElement)` at the first NaN or ∞ of `m`, with its row and column; else
-/// Σ |m| as [`guard::sum_abs_rows`](super::guard::sum_abs_rows) gives it (an upper bound
-/// on max |m|), from the same pass.
+/// [`guard::sum_abs_rows`] of `m` (an upper bound on max |m|), from the same pass.
 pub(crate) fn check_finite_matrix<T: Scalar>(
     arg: &'static str,
     m: MatRef<'_, T>,
 ) -> Result<f64, Error> {
     let mut total = 0.0;
     for r in 0..m.rows() {
-        match sum_abs_checked(arg, m.row(r)) {
-            Ok(s) => total += s,
-            Err(Error::NonFiniteElement { index, .. }) => {
-                return Err(Error::NonFiniteElement {
-                    arg,
-                    row: Some(r),
-                    index,
-                });
-            }
-            Err(e) => return Err(e),
-        }
+        total += sum_abs_checked(m.row(r)).map_err(|index| Error::NonFiniteElement {
+            arg,
+            row: Some(r),
+            index,
+        })?;
     }
     Ok(total)
 }
