@@ -895,22 +895,57 @@ unsafe fn microkernel<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>
 ) -> [[V; NV]; MR] {
     // SAFETY: see the function's contract.
     unsafe {
-        for _ in 0..kc {
-            let mut bv = [splat::<T, V>(0.0); NV];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = V::load(pb.add(v * V::LANES));
+        let mut left = kc;
+        while left >= UNROLL {
+            for u in 0..UNROLL {
+                k_step::<T, V, MR, NV>(&mut acc, pa.add(u * a_cs), ra, pb.add(u * NV * V::LANES));
             }
-            for i in 0..MR {
-                let av = V::splat(*pa.add(ra[i]));
-                for v in 0..NV {
-                    acc[i][v] = av.mul_add(bv[v], acc[i][v]);
-                }
-            }
+            pa = pa.add(UNROLL * a_cs);
+            pb = pb.add(UNROLL * NV * V::LANES);
+            left -= UNROLL;
+        }
+        for _ in 0..left {
+            k_step::<T, V, MR, NV>(&mut acc, pa, ra, pb);
             pa = pa.add(a_cs);
             pb = pb.add(NV * V::LANES);
         }
     }
     acc
+}
+
+/// k values per trip of the micro-kernels' main loop (the rest one at a time). Four k per
+/// trip amortise the loop's pointer updates and branch over 4 · MR · NV FMAs: paired A/B at
+/// B = 256, AVX-512, the products 1.05–1.06× faster at 784 × 256 and 1024 × 1024; AVX2
+/// 1.01–1.03×.
+const UNROLL: usize = 4;
+
+/// One k of a micro-kernel: acc[i][v] += A[i, k] · B̃[k, v], A's row i at `pa + ra[i]`, the
+/// panel's row at `pb`. Each accumulator's FMAs stay in increasing k whatever the unrolling,
+/// so the bits do not depend on it.
+///
+/// # Safety
+/// `pa + ra[i]` is readable for every i < MR, `pb` holds NV vectors; the CPU supports `V`'s
+/// level.
+#[inline(always)]
+unsafe fn k_step<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
+    acc: &mut [[V; NV]; MR],
+    pa: *const T,
+    ra: &[usize; MR],
+    pb: *const T,
+) {
+    // SAFETY: see the function's contract.
+    unsafe {
+        let mut bv = [splat::<T, V>(0.0); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = V::load(pb.add(v * V::LANES));
+        }
+        for i in 0..MR {
+            let av = V::splat(*pa.add(ra[i]));
+            for v in 0..NV {
+                acc[i][v] = av.mul_add(bv[v], acc[i][v]);
+            }
+        }
+    }
 }
 
 /// [`microkernel`] on a packed A: the MR values of each k are consecutive at `pa`.
@@ -926,17 +961,18 @@ unsafe fn microkernel_packed<T: Scalar, V: Vector<T>, const MR: usize, const NV:
 ) -> [[V; NV]; MR] {
     // SAFETY: see the function's contract.
     unsafe {
-        for _ in 0..kc {
-            let mut bv = [splat::<T, V>(0.0); NV];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = V::load(pb.add(v * V::LANES));
+        let ra: [usize; MR] = std::array::from_fn(|i| i);
+        let mut left = kc;
+        while left >= UNROLL {
+            for u in 0..UNROLL {
+                k_step::<T, V, MR, NV>(&mut acc, pa.add(u * MR), &ra, pb.add(u * NV * V::LANES));
             }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let av = V::splat(*pa.add(i));
-                for (x, b) in row.iter_mut().zip(&bv) {
-                    *x = av.mul_add(*b, *x);
-                }
-            }
+            pa = pa.add(UNROLL * MR);
+            pb = pb.add(UNROLL * NV * V::LANES);
+            left -= UNROLL;
+        }
+        for _ in 0..left {
+            k_step::<T, V, MR, NV>(&mut acc, pa, &ra, pb);
             pa = pa.add(MR);
             pb = pb.add(NV * V::LANES);
         }
