@@ -6,7 +6,8 @@
 //! - Shapes: B ∈ {1, 2, 3, 7, 32, 33, 256} × every (H, L) from {1, 3, 8, 9, 16, 17, 31, 64,
 //!   65, 127} (around the tile edges of every level: MR ∈ {4, 6, 12}, NR ∈ {8, 16, 32}), plus
 //!   784 × 256 (several k-blocks, many panels), a few shapes past one k-block in every
-//!   direction (B = 300, L = 520, 784, 1000) and zero-sized dimensions. `DELTAPROP_TEST_SMALL=1`
+//!   direction (B = 300, L = 520, 784, 1000), k-blocks of 128 or more that are not a multiple
+//!   of four (B = 130, H = 131, L = 387) and zero-sized dimensions. `DELTAPROP_TEST_SMALL=1`
 //!   shrinks them (see [`small`]) for a run under valgrind.
 //! - Storage: `Matrix` (aligned, padded rows) and strided views over a caller's `Vec` that start
 //!   1 or 3 elements past a 64-byte boundary with a row stride of cols + 1, 3, 8 or 17. Around
@@ -341,16 +342,23 @@ fn cases() -> Vec<(usize, usize, usize, Storage, Activation)> {
     // Past one k-block of every level (KC = 256): the gradient's second block accumulates
     // onto G (B = 300; with L = 264, on the path that packs Âᵀ, which wide layers take);
     // backward's partial sums go through its output, transposed or not (L = 784, 1000 with
-    // small B; L = 520 with B = 256).
+    // small B; L = 520 with B = 256). Then k-blocks of at least 128 that are not a multiple
+    // of four, whose last k the unrolled micro-kernels run one at a time: the gradient's
+    // k = B = 130 and the forward's k = H = 131 on a layer wide enough to pack A, the
+    // backward's last block of L = 387 with A packed (B = 112; H = 520 keeps eight panels
+    // per thread when two threads split the columns) and read in place (B = 5, as (W Δᵀ)ᵀ).
     let past_k_block = [
         (300, 33, 17),
         (300, 37, 264),
         (7, 65, 784),
         (2, 9, 1000),
+        (130, 131, 264),
+        (112, 520, 387),
+        (5, 264, 387),
         (256, 64, 520),
     ];
     let past_k_block = if small() {
-        &past_k_block[..4]
+        &past_k_block[..7]
     } else {
         &past_k_block[..]
     };
@@ -885,15 +893,18 @@ fn all_outputs<T: Float>(
 /// Shapes above `PAR_MIN_FLOPS` that split by columns, by rows (few columns), and both; with
 /// L = 40 a split leaves a block of 8 columns, which runs one-vector tiles where one thread
 /// runs two-vector tiles over all 40; with B = 64 one thread runs the short tiles of 8 rows
-/// where a split leaves blocks of tall tiles; and one shape below the threshold.
+/// where a split leaves blocks of tall tiles; one shape below the threshold; and a backward
+/// product whose last k-block (131 of L = 387) one thread runs with A packed (one block of
+/// 17 panels) and two threads with A in place (blocks of two panels).
 #[cfg(feature = "rayon")]
-const THREAD_SHAPES: [(usize, usize, usize); 6] = [
+const THREAD_SHAPES: [(usize, usize, usize); 7] = [
     (256, 784, 256),
     (256, 1024, 10),
     (33, 1000, 129),
     (256, 512, 40),
     (64, 2048, 20),
     (256, 64, 32),
+    (112, 520, 387),
 ];
 
 #[cfg(feature = "rayon")]

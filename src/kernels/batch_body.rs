@@ -896,7 +896,7 @@ unsafe fn microkernel<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>
     // SAFETY: see the function's contract.
     unsafe {
         let mut left = kc;
-        while left >= UNROLL {
+        while kc >= UNROLL_MIN_K && left >= UNROLL {
             for u in 0..UNROLL {
                 k_step::<T, V, MR, NV>(&mut acc, pa.add(u * a_cs), ra, pb.add(u * NV * V::LANES));
             }
@@ -913,11 +913,15 @@ unsafe fn microkernel<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>
     acc
 }
 
-/// k values per trip of the micro-kernels' main loop (the rest one at a time). Four k per
-/// trip amortise the loop's pointer updates and branch over 4 · MR · NV FMAs: paired A/B at
-/// B = 256, AVX-512, the products 1.05–1.06× faster at 784 × 256 and 1024 × 1024; AVX2
-/// 1.01–1.03×.
+/// k values per trip of the micro-kernels' main loop on k-blocks of at least
+/// [`UNROLL_MIN_K`] (the rest, and shorter blocks, one k at a time). Four k per trip amortise
+/// the loop's pointer updates and branch over 4 · MR · NV FMAs: paired A/B at B = 256,
+/// AVX-512, the products 1.05–1.06× faster at 784 × 256 and 1024 × 1024; AVX2 1.01–1.03×.
 const UNROLL: usize = 4;
+
+/// The shortest k-block that runs the unrolled loop: on 64-32-10 (k = 64 and 32) unrolling
+/// measured 0.97–0.98× (paired A/B), at k ≥ 128 it pays.
+const UNROLL_MIN_K: usize = 128;
 
 /// One k of a micro-kernel: acc[i][v] += A[i, k] · B̃[k, v], A's row i at `pa + ra[i]`, the
 /// panel's row at `pb`. Each accumulator's FMAs stay in increasing k whatever the unrolling,
@@ -963,7 +967,7 @@ unsafe fn microkernel_packed<T: Scalar, V: Vector<T>, const MR: usize, const NV:
     unsafe {
         let ra: [usize; MR] = std::array::from_fn(|i| i);
         let mut left = kc;
-        while left >= UNROLL {
+        while kc >= UNROLL_MIN_K && left >= UNROLL {
             for u in 0..UNROLL {
                 k_step::<T, V, MR, NV>(&mut acc, pa.add(u * MR), &ra, pb.add(u * NV * V::LANES));
             }
