@@ -14,7 +14,8 @@
 //!         pack B[block, panel] into a KC × NR stack buffer (zero-padded past n)
 //!         for each tile of MR rows:                   (the micro-kernel)
 //!             MR × NV vector accumulators; per k: NV loads of the packed row,
-//!             MR broadcasts of A[i, k], MR · NV FMAs; then the tile's epilogue
+//!             MR broadcasts of A[i, k], MR · NV FMAs (four k per loop trip on
+//!             blocks of 128 k or more); then the tile's epilogue
 //! ```
 //!
 //! When enough panels share it, A is packed too ([`gemm_packed`]): a block of rows per
