@@ -774,6 +774,126 @@ pub(crate) enum MathFn {
     Tanh,
 }
 
+/// Vectors of a softmax row kept in registers (rows up to this many vectors, e.g. an output
+/// layer of 10, are read once and written once).
+const SOFTMAX_REGS: usize = 4;
+
+/// 1.0 in each element type, enough for the widest vector (lanes of a partial chunk's
+/// mask: see [`valid_lanes`]).
+static ONES_F32: [f32; 16] = [1.0; 16];
+static ONES_F64: [f64; 16] = [1.0; 16];
+
+/// The mask of lanes `< k` (a partial chunk's), from a load of k ones: a constant load, not
+/// a read-back of a masked store (which the CPU cannot forward).
+///
+/// # Safety
+/// `k ≤ V::LANES ≤ 16`; the CPU supports `V`'s level.
+#[inline(always)]
+unsafe fn valid_lanes<T: Scalar, V: Vector<T>>(k: usize) -> V::Mask {
+    let ones = if size_of::<T>() == 4 {
+        ONES_F32.as_ptr().cast::<T>()
+    } else {
+        ONES_F64.as_ptr().cast::<T>()
+    };
+    // SAFETY: T is f32 or f64 (`Scalar` is sealed), so the table holds 16 ≥ k values of T.
+    unsafe { splat::<T, V>(0.0).lt(V::load_partial(ones, k)) }
+}
+
+/// Softmax in place over `len ≥ 1` elements: `z` holds the pre-activations n on entry and
+/// y = softmax(n) on return. With targets (`t` not null, `len` elements) returns the
+/// cross-entropy −Σ tⱼ ln yⱼ, else zero.
+///
+/// m = max n (a scalar fold in index order; NaN only if n₀ is NaN, but a NaN anywhere makes
+/// its e, hence s and every y, NaN); uⱼ = nⱼ − m ≤ 0, eⱼ = e^uⱼ (the level's `exp`),
+/// s = Σ eⱼ ∈ [1, len] (lanes past `len` masked to zero), Σ tⱼ and Σ tⱼuⱼ (t loads as zero
+/// past `len`); then yⱼ = eⱼ / s. Rows of up to [`SOFTMAX_REGS`] vectors keep e in
+/// registers; longer rows store e and read it back for the division. The loss is
+/// ψ = (Σ tⱼ)·ln s − Σ tⱼuⱼ: for t ≥ 0 two non-negative terms, without cancellation, with
+/// ln s exact near s = 1: `ln_1p(s − 1)` for f64, and for f32 the f64 `ln` of s (s ≥ 1 is
+/// an f32, so its f64 logarithm has relative error ≤ 2⁻⁵²/2⁻²³ = 2⁻²⁹ even at s = 1 + 2⁻²³,
+/// before the one rounding to f32).
+///
+/// # Safety
+/// `z` is valid for `len ≥ 1` elements and `t` is null or valid for `len`; the CPU supports
+/// `V`'s level.
+#[inline(always)]
+pub(crate) unsafe fn softmax<T: Scalar, V: Vector<T>>(z: *mut T, t: *const T, len: usize) -> T {
+    // SAFETY: every access is below len (partial chunks through the masked load and store).
+    unsafe {
+        let mut m = *z;
+        for j in 1..len {
+            let v = *z.add(j);
+            if v > m {
+                m = v;
+            }
+        }
+        let mv = V::splat(m);
+        let zero = splat::<T, V>(0.0);
+        let (mut s, mut sum_t, mut sum_tu) = (zero, zero, zero);
+        // e of the chunk at c (zero past len), accumulating the sums (a macro: a closure
+        // could not be marked inline).
+        macro_rules! chunk {
+            ($c:expr, $part:expr) => {{
+                let (c, part): (usize, Option<usize>) = ($c, $part);
+                let u = ld::<T, V>(z.add(c), part).sub(mv);
+                // `exp` clamps its argument; NaN passes through, as std's does.
+                let mut e = V::select(u.is_nan(), u, exp::<T, V>(u));
+                if let Some(k) = part {
+                    e = V::select(valid_lanes::<T, V>(k), e, zero);
+                }
+                s = s.add(e);
+                if !t.is_null() {
+                    let tv: V = ld(t.add(c), part);
+                    sum_t = sum_t.add(tv);
+                    sum_tu = tv.mul_add(u, sum_tu);
+                }
+                e
+            }};
+        }
+        let part_at = |c: usize| (c + V::LANES > len).then(|| len - c);
+        let total;
+        if len <= SOFTMAX_REGS * V::LANES {
+            let mut es = [zero; SOFTMAX_REGS];
+            for (i, e) in es.iter_mut().enumerate() {
+                let c = i * V::LANES;
+                if c < len {
+                    *e = chunk!(c, part_at(c));
+                }
+            }
+            total = s.reduce_sum();
+            let sv = V::splat(total);
+            for (i, e) in es.iter().enumerate() {
+                let c = i * V::LANES;
+                if c < len {
+                    st(e.div(sv), z.add(c), part_at(c));
+                }
+            }
+        } else {
+            chunks::<T, V>(
+                len,
+                #[inline(always)]
+                |c, part| st(chunk!(c, part), z.add(c), part),
+            );
+            total = s.reduce_sum();
+            let sv = V::splat(total);
+            chunks::<T, V>(
+                len,
+                #[inline(always)]
+                |c, part| st(ld::<T, V>(z.add(c), part).div(sv), z.add(c), part),
+            );
+        }
+        if t.is_null() {
+            return T::ZERO;
+        }
+        let ln_s = if size_of::<T>() == 4 {
+            T::from_f64(total.to_f64().ln())
+        } else {
+            (total - T::ONE).ln_1p()
+        };
+        sum_t.reduce_sum() * ln_s - sum_tu.reduce_sum()
+    }
+}
+
 /// Σ |x_i| over `len` elements in T: four vector chains, a one-vector tail, the lanes summed
 /// at the end. ±∞ or NaN when an element is not finite (or the sum overflows T), so a finite
 /// result proves every element finite.

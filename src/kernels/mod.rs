@@ -148,6 +148,30 @@ impl KernelSet {
         unsafe { (t.sum_abs)(v.as_ptr(), v.len()) }
     }
 
+    /// Softmax of `z` in place, and with targets `t` the cross-entropy −Σ tⱼ ln yⱼ (else
+    /// zero); see `body::softmax`. `z` empty gives zero; `t` must be as long as `z`.
+    #[inline]
+    pub(crate) fn softmax<T: Scalar>(&self, z: &mut [T], t: Option<&[T]>) -> T {
+        if z.is_empty() {
+            return T::ZERO;
+        }
+        let tp = match t {
+            Some(t) => {
+                assert_eq!(
+                    t.len(),
+                    z.len(),
+                    "softmax: targets and outputs differ in length"
+                );
+                t.as_ptr()
+            }
+            None => std::ptr::null(),
+        };
+        let table = table::get::<T>(self.level);
+        // SAFETY: `z` is valid for its non-zero length, `t` null or as long; the level is
+        // supported (`new`).
+        unsafe { (table.softmax)(z.as_mut_ptr(), tp, z.len()) }
+    }
+
     /// n = Wᵀ â + b. See [`affine`].
     pub fn affine<T: Scalar>(
         &self,

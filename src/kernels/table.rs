@@ -20,6 +20,7 @@ pub struct Table<T> {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) math: unsafe fn(MathFn, *const T, *mut T, usize),
     pub(crate) sum_abs: unsafe fn(*const T, usize) -> T,
+    pub(crate) softmax: unsafe fn(*mut T, *const T, usize) -> T,
     /// The minibatch entry points (`batch_body.rs`).
     pub(crate) batch: super::batch_body::BatchTable<T>,
 }
@@ -86,11 +87,17 @@ macro_rules! level_table {
                 unsafe { body::sum_abs::<$t, $v>(x, len) }
             }
 
+            $(#[$attr])*
+            unsafe fn softmax(z: *mut $t, t: *const $t, len: usize) -> $t {
+                // SAFETY: the table's contract is the body's.
+                unsafe { body::softmax::<$t, $v>(z, t, len) }
+            }
+
             crate::kernels::batch_body::batch_fns!($t, $v $(, #[$attr])*);
 
             pub(crate) static TABLE: Table<$t> = Table {
                 affine, activate, rank1_update, backward, backward_update, math, sum_abs,
-                batch: BATCH,
+                softmax, batch: BATCH,
             };
         }
     };

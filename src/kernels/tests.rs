@@ -592,6 +592,95 @@ fn check_sum_abs<T: Float>() {
     }
 }
 
+/// `softmax` on every level against the f64 softmax and cross-entropy of the same inputs, for
+/// lengths around every level's vector width, pre-activations spread over ±60 around offsets
+/// of 0, +1000 and −10⁴, with one-hot, soft and no targets. The tolerances follow the
+/// computation: uⱼ = nⱼ − m rounds once (relative u, so e^uⱼ moves by |uⱼ|·u), e^uⱼ carries
+/// the level's `exp` bound, and s sums `len` terms (γ_len); yⱼ = eⱼ/s adds one rounding;
+/// ψ = (Σt)·ln s − Σ tⱼuⱼ inherits s's relative error once and the sums' γ_len. Also: huge
+/// but finite inputs stay finite, and a NaN anywhere makes every y NaN.
+fn check_softmax<T: Float>() {
+    let u = T::UNIT_ROUNDOFF;
+    let exp_rel = T::math_ulps(MathFn::Exp) as f64 * 2.0 * u;
+    let lens = [
+        1usize, 2, 3, 5, 7, 8, 9, 10, 15, 16, 17, 31, 32, 33, 100, 1000,
+    ];
+    for level in simd::available() {
+        let softmax = |z: &mut [T], t: Option<&[T]>| KernelSet::new(level).map(|k| k.softmax(z, t));
+        for &len in &lens {
+            for offset in [0.0, 1000.0, -1e4] {
+                let n: Vec<T> = (0..len)
+                    .map(|i| T::from_f64(offset + ((i * 7919 % 1201) as f64 - 600.0) / 10.0))
+                    .collect();
+                let one_hot: Vec<T> = (0..len)
+                    .map(|i| T::from_f64(if i == len / 3 { 1.0 } else { 0.0 }))
+                    .collect();
+                let soft: Vec<T> = (0..len)
+                    .map(|i| T::from_f64(((i * 31 % 7) as f64) / (3.0 * len as f64)))
+                    .collect();
+                for t in [None, Some(&one_hot[..]), Some(&soft[..])] {
+                    let ctx = format!("{level} len {len} offset {offset} targets {}", t.is_some());
+                    let mut y = n.clone();
+                    let ce = softmax(&mut y, t).expect("an available level").to_f64();
+                    // The reference, in f64 from the same T inputs and the same m.
+                    let m = n.iter().fold(n[0], |m, &v| if v > m { v } else { m });
+                    let us: Vec<f64> = n.iter().map(|&v| (v - m).to_f64()).collect();
+                    let es: Vec<f64> = n.iter().map(|&v| (v.to_f64() - m.to_f64()).exp()).collect();
+                    let s: f64 = es.iter().sum();
+                    let rel = exp_rel + (len as f64 + 2.0) * u;
+                    for j in 0..len {
+                        let want = es[j] / s;
+                        let tol = want * (rel + us[j].abs() * u) + T::MIN_NORMAL;
+                        let got = y[j].to_f64();
+                        assert!(
+                            (got - want).abs() <= tol,
+                            "{ctx}: y[{j}] = {got:e}, want {want:e} ± {tol:e}"
+                        );
+                    }
+                    if let Some(t) = t {
+                        let tf: Vec<f64> = t.iter().map(|v| v.to_f64()).collect();
+                        let sum_t: f64 = tf.iter().sum();
+                        let want = sum_t * s.ln()
+                            - tf.iter()
+                                .zip(&n)
+                                .map(|(t, &v)| t * (v.to_f64() - m.to_f64()))
+                                .sum::<f64>();
+                        let sum_tu: f64 = tf.iter().zip(&us).map(|(t, u)| (t * u).abs()).sum();
+                        let tol = sum_t * rel + (len as f64 + 2.0) * u * sum_tu + T::MIN_NORMAL;
+                        assert!(
+                            (ce - want).abs() <= tol,
+                            "{ctx}: cross-entropy {ce:e}, want {want:e} ± {tol:e}"
+                        );
+                    } else {
+                        assert_eq!(ce, 0.0, "{ctx}: no targets, no loss");
+                    }
+                }
+            }
+            // A NaN anywhere reaches every output.
+            let mut y: Vec<T> = (0..len).map(|i| T::from_f64(i as f64)).collect();
+            y[len - 1] = T::from_f64(f64::NAN);
+            softmax(&mut y, None).expect("an available level");
+            assert!(y.iter().all(|v| v.is_nan()), "{level} len {len}: NaN lost");
+        }
+        // Huge finite pre-activations: y = (1, 0), a finite loss of 2·big.
+        let big = T::from_bits64(T::MAX_BITS).to_f64() / 4.0;
+        let mut y = [T::from_f64(big), T::from_f64(-big)];
+        let t = [T::ZERO, T::ONE];
+        let ce = softmax(&mut y, Some(&t))
+            .expect("an available level")
+            .to_f64();
+        assert_eq!(
+            (y[0].to_f64(), y[1].to_f64()),
+            (1.0, 0.0),
+            "{level}: huge inputs"
+        );
+        assert!(
+            ce.is_finite() && (ce - 2.0 * big).abs() <= 2.0 * big * u,
+            "{level}: {ce:e}"
+        );
+    }
+}
+
 fn check_finite_in_finite_out<T: Float>() -> Result<(), Error> {
     let max = T::from_bits64(T::MAX_BITS).to_f64();
     for level in simd::available() {
@@ -757,6 +846,11 @@ macro_rules! accuracy_tests {
             #[test]
             fn sum_abs_matches_the_f64_sum_and_propagates_nan_and_infinity() {
                 check_sum_abs::<$t>()
+            }
+
+            #[test]
+            fn softmax_matches_the_f64_softmax_and_cross_entropy() {
+                check_softmax::<$t>()
             }
         }
     };

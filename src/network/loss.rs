@@ -3,6 +3,7 @@
 
 use crate::activation::Activation;
 use crate::error::Error;
+use crate::kernels::KernelSet;
 use crate::scalar::Scalar;
 
 /// The per-sample loss ψ(t, y) of the seed notes. A batch's loss is the mean over its samples.
@@ -99,43 +100,14 @@ pub(crate) fn check_targets<T: Scalar>(
 }
 
 /// Softmax in place: `z` holds the pre-activations n on entry and y = softmax(n) on return.
-/// With targets `t`, returns the cross-entropy −Σ tⱼ ln yⱼ (else zero).
+/// With targets `t` (as long as `z`), returns the cross-entropy −Σ tⱼ ln yⱼ (else zero).
 ///
 /// One exponential per element: with m = max n, uⱼ = nⱼ − m ≤ 0 and s = Σ e^uⱼ ∈ [1, L],
 /// −ln yⱼ = ln s − uⱼ, so ψ = (Σ tⱼ) ln s + (−Σ tⱼ uⱼ): for t ≥ 0 a sum of two non-negative
-/// terms, without cancellation.
+/// terms, without cancellation. Runs on the active SIMD level (the level's `exp`, one vector
+/// pass for the exponentials and sums and one for the division).
 pub(crate) fn softmax<T: Scalar>(z: &mut [T], t: Option<&[T]>) -> T {
-    let Some(&first) = z.first() else {
-        return T::ZERO;
-    };
-    let m = z.iter().fold(first, |m, &v| if v > m { v } else { m });
-    let mut s = T::ZERO;
-    let mut ce = T::ZERO;
-    match t {
-        Some(t) => {
-            let (mut sum_t, mut sum_tu) = (T::ZERO, T::ZERO);
-            for (zj, &tj) in z.iter_mut().zip(t) {
-                let u = *zj - m;
-                sum_t += tj;
-                sum_tu += tj * u;
-                let e = u.exp();
-                s += e;
-                *zj = e;
-            }
-            ce = sum_t * (s - T::ONE).ln_1p() - sum_tu;
-        }
-        None => {
-            for zj in z.iter_mut() {
-                let e = (*zj - m).exp();
-                s += e;
-                *zj = e;
-            }
-        }
-    }
-    for zj in z.iter_mut() {
-        *zj = *zj / s;
-    }
-    ce
+    KernelSet::active().softmax(z, t)
 }
 
 /// The loss of one sample and δ at the output layer.
