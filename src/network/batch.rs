@@ -116,7 +116,7 @@ impl<T: Scalar> Network<T> {
     ) -> Result<T, Error> {
         if x.rows() == 1 {
             let psi = self.forward_delta(x.row(0), t.row(0))?;
-            self.backward_step(x.row(0), lr, psi)?;
+            self.backward_step(x.row(0), lr, psi, x_sum)?;
             return Ok(psi);
         }
         let psi = self.batch_forward_delta(x, t)?;
@@ -130,7 +130,7 @@ impl<T: Scalar> Network<T> {
             self.guard
                 .plan_backward(layers, lr, rows, d_out, |k| match k {
                     0 => match x_sum {
-                        Some(s) => guard::Below::BatchInput(s),
+                        Some(s) => guard::Below::Input(s),
                         None => guard::Below::Batch(x, None),
                     },
                     _ => {

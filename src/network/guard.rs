@@ -162,9 +162,9 @@ pub(crate) enum Below<'a, T: Scalar> {
     Sample(&'a [T], Option<(&'a [T], Activation)>),
     /// A batch: Â and D̂.
     Batch(MatRef<'a, T>, Option<(MatRef<'a, T>, Activation)>),
-    /// A batch's input X (no σ̂' below the first layer), by its [`sum_abs_rows`], already
-    /// known from the input checks.
-    BatchInput(f64),
+    /// The input: a sample's x by its [`sum_abs`], or a batch's X by its [`sum_abs_rows`]
+    /// (no σ̂' below the first layer), already known from the input checks.
+    Input(f64),
 }
 
 impl<T: Scalar> Below<'_, T> {
@@ -175,10 +175,10 @@ impl<T: Scalar> Below<'_, T> {
             (Some(bound), _) => bound,
             (None, Below::Sample(a, _)) => sum_abs(a),
             (None, Below::Batch(a, _)) => sum_abs_rows(*a),
-            (None, Below::BatchInput(s)) => *s,
+            (None, Below::Input(s)) => *s,
         };
         let p = match self {
-            Below::Sample(_, None) | Below::Batch(_, None) | Below::BatchInput(_) => 0.0,
+            Below::Sample(_, None) | Below::Batch(_, None) | Below::Input(_) => 0.0,
             Below::Sample(_, Some((d, act))) => {
                 derivative_bound(*act).unwrap_or_else(|| sum_abs(d))
             }

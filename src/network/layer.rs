@@ -96,13 +96,16 @@ impl<T: Scalar> std::fmt::Debug for Layer<T> {
 
 /// `Err(NonFiniteElement)` at the first NaN or ∞ of `v`.
 pub(crate) fn check_finite<T: Scalar>(arg: &'static str, v: &[T]) -> Result<(), Error> {
-    sum_abs_checked(v)
-        .map(|_| ())
-        .map_err(|index| Error::NonFiniteElement {
-            arg,
-            row: None,
-            index,
-        })
+    check_finite_sum(arg, v).map(|_| ())
+}
+
+/// [`check_finite`], returning [`guard::sum_abs`] of `v` from the same pass.
+pub(crate) fn check_finite_sum<T: Scalar>(arg: &'static str, v: &[T]) -> Result<f64, Error> {
+    sum_abs_checked(v).map_err(|index| Error::NonFiniteElement {
+        arg,
+        row: None,
+        index,
+    })
 }
 
 /// [`guard::sum_abs`] of `v`, or the position of its first NaN or ∞.

@@ -40,7 +40,7 @@ use crate::error::{Error, check_len};
 use crate::kernels;
 use crate::matrix::{MatRef, ROW_ALIGN};
 use crate::scalar::Scalar;
-use layer::{check_finite, check_finite_matrix};
+use layer::{check_finite, check_finite_matrix, check_finite_sum};
 
 /// A 64-byte aligned buffer (the kernels stream whole cache lines from it).
 pub(crate) type Buf<T> = AVec<T, ConstAlign<ROW_ALIGN>>;
@@ -263,10 +263,10 @@ impl<T: Scalar> Network<T> {
     pub fn train_sample(&mut self, x: &[T], t: &[T], lr: T) -> Result<T, Error> {
         let _ftz = self.ftz();
         check_lr(lr)?;
-        self.check_x(x)?;
+        let x_sum = self.check_x_sum(x)?;
         self.check_t(t)?;
         let psi = self.forward_delta(x, t)?;
-        self.backward_step(x, lr, psi)?;
+        self.backward_step(x, lr, psi, Some(x_sum))?;
         Ok(psi)
     }
 
@@ -297,15 +297,25 @@ impl<T: Scalar> Network<T> {
     /// The backward step of [`backward_step_unguarded`](Self::backward_step_unguarded), taken
     /// only if no weight or bias can become non-finite: on the fast path if the guard's bound
     /// holds, else with a copy of the weights to put back (then `Err(Diverged)` with `psi`,
-    /// the loss, and the network unchanged).
-    fn backward_step(&mut self, x: &[T], alpha: T, psi: T) -> Result<(), Error> {
+    /// the loss, and the network unchanged). `x_sum` is Σ |x| if the input checks computed
+    /// it (x is then not read again for the guard).
+    fn backward_step(
+        &mut self,
+        x: &[T],
+        alpha: T,
+        psi: T,
+        x_sum: Option<f64>,
+    ) -> Result<(), Error> {
         let last = self.ws.len() - 1;
         let d_out = guard::sum_abs(&self.ws[last].delta);
         let (layers, ws) = (&self.layers, &self.ws);
         let plan = self
             .guard
             .plan_backward(layers, alpha, 1, d_out, |k| match k {
-                0 => guard::Below::Sample(x, None),
+                0 => match x_sum {
+                    Some(s) => guard::Below::Input(s),
+                    None => guard::Below::Sample(x, None),
+                },
                 _ => guard::Below::Sample(&ws[k - 1].a, Some((&ws[k - 1].d, layers[k - 1].act))),
             });
         match plan {
@@ -353,8 +363,14 @@ impl<T: Scalar> Network<T> {
     }
 
     fn check_x(&self, x: &[T]) -> Result<(), Error> {
+        self.check_x_sum(x).map(|_| ())
+    }
+
+    /// [`check_x`](Self::check_x), returning Σ |x| (see `check_finite_sum`), which the step
+    /// guard reuses.
+    fn check_x_sum(&self, x: &[T]) -> Result<f64, Error> {
         check_len("x", x.len(), self.inputs(), "the network's inputs")?;
-        check_finite("x", x)
+        check_finite_sum("x", x)
     }
 
     fn check_t(&self, t: &[T]) -> Result<(), Error> {

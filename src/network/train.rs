@@ -122,7 +122,7 @@ impl<T: Scalar> Network<T> {
         if opts.batch_size == 1 {
             for (done, &i) in order.iter().enumerate() {
                 let psi = self.forward_delta(x.row(i), t.row(i))?;
-                self.backward_step(x.row(i), lr, psi)?;
+                self.backward_step(x.row(i), lr, psi, None)?;
                 sum += psi.to_f64();
                 on_step(done + 1);
             }
