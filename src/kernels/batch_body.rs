@@ -953,36 +953,21 @@ unsafe fn k_step<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
     }
 }
 
-/// [`microkernel`] on a packed A: the MR values of each k are consecutive at `pa`.
+/// [`microkernel`] on a packed A: the MR values of each k are consecutive at `pa` (rows at
+/// offsets 0 .. MR, k at stride MR; constants once inlined).
 ///
 /// # Safety
 /// `pa` holds kc · MR values, `pb` kc rows of NV vectors; the CPU supports `V`'s level.
 #[inline(always)]
 unsafe fn microkernel_packed<T: Scalar, V: Vector<T>, const MR: usize, const NV: usize>(
-    mut acc: [[V; NV]; MR],
+    acc: [[V; NV]; MR],
     kc: usize,
-    mut pa: *const T,
-    mut pb: *const T,
+    pa: *const T,
+    pb: *const T,
 ) -> [[V; NV]; MR] {
-    // SAFETY: see the function's contract.
-    unsafe {
-        let ra: [usize; MR] = std::array::from_fn(|i| i);
-        let mut left = kc;
-        while kc >= UNROLL_MIN_K && left >= UNROLL {
-            for u in 0..UNROLL {
-                k_step::<T, V, MR, NV>(&mut acc, pa.add(u * MR), &ra, pb.add(u * NV * V::LANES));
-            }
-            pa = pa.add(UNROLL * MR);
-            pb = pb.add(UNROLL * NV * V::LANES);
-            left -= UNROLL;
-        }
-        for _ in 0..left {
-            k_step::<T, V, MR, NV>(&mut acc, pa, &ra, pb);
-            pa = pa.add(MR);
-            pb = pb.add(NV * V::LANES);
-        }
-    }
-    acc
+    let ra: [usize; MR] = std::array::from_fn(|i| i);
+    // SAFETY: row i at k is pa + i + k·MR, inside the kc · MR packed values.
+    unsafe { microkernel::<T, V, MR, NV>(acc, kc, pa, MR, &ra, pb) }
 }
 
 /// Rows `< mr_eff` of a C tile (any strides) as accumulators, the other rows 0.
@@ -1284,6 +1269,25 @@ pub(crate) use batch_fns;
 mod x86_pack {
     use std::arch::x86_64::*;
 
+    /// Stores the first `$n` transposed vectors of `$t` as output rows `$kb ..` at `$dst`
+    /// (`$width` values per row, this block's at column `$rb`): whole vectors when the block
+    /// has `$w` valid lanes, else its first `$lanes`. Shared by `transposing!`'s whole and
+    /// partial k-blocks; `$n` is the literal `$w` in the first, so its loop keeps a constant
+    /// trip count.
+    macro_rules! store_rows {
+        ($t:ident, $n:expr, $dst:ident, $width:ident, $rb:ident, $kb:ident, $lanes:ident,
+         $w:literal, $store:path, $store_part:path) => {
+            for (k, v) in $t.iter().enumerate().take($n) {
+                let p = $dst.add(($kb + k) * $width + $rb);
+                if $lanes == $w {
+                    $store(p, *v)
+                } else {
+                    $store_part(p, *v, $lanes)
+                }
+            }
+        };
+    }
+
     /// Transposes `$valid` rows of a source (row i at `$src + i·$stride`, `$kc` values each)
     /// into `$kc` output rows of `$width` values at `$dst`: value i of output row k is source
     /// row i's k-th, and the values of rows `$valid .. $width` are zero. Rows go in groups of
@@ -1312,14 +1316,7 @@ mod x86_pack {
                             }
                         }
                         let t = $transpose(r);
-                        for (k, v) in t.iter().enumerate() {
-                            let p = $dst.add((kb + k) * width + rb);
-                            if lanes == $w {
-                                $store(p, *v)
-                            } else {
-                                $store_part(p, *v, lanes)
-                            }
-                        }
+                        store_rows!(t, $w, $dst, width, rb, kb, lanes, $w, $store, $store_part);
                         kb += $w;
                     }
                 }
@@ -1330,14 +1327,7 @@ mod x86_pack {
                         *v = $load($src.add((rb + i) * $stride + kb), kn);
                     }
                     let t = if rows == 0 { r } else { $transpose(r) };
-                    for (k, v) in t.iter().enumerate().take(kn) {
-                        let p = $dst.add((kb + k) * width + rb);
-                        if lanes == $w {
-                            $store(p, *v)
-                        } else {
-                            $store_part(p, *v, lanes)
-                        }
-                    }
+                    store_rows!(t, kn, $dst, width, rb, kb, lanes, $w, $store, $store_part);
                     kb += $w;
                 }
                 rb += $w;
